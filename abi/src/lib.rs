@@ -1,0 +1,562 @@
+//! Xen's public guest ABI as seen by an arm64 guest, written from the public interface facts
+//! (hypercall numbers, errno values, grant-table codes and structure layouts). Shared by the
+//! hypervisor and the test guests so that both sides agree on every byte.
+//!
+//! Every structure is `#[repr(C)]` and carries compile-time size and field-offset assertions
+//! matching the arm64 layout (AAPCS64, little endian, guest handles 8 bytes and 8-aligned).
+#![no_std]
+
+use core::mem::{offset_of, size_of};
+use static_assertions::const_assert_eq;
+
+/// `HVC` immediate of a Xen hypercall (`XEN_HYPERCALL_TAG`).
+pub const XEN_HYPERCALL_TAG: u16 = 0xEA1;
+
+/// Guest frame numbers are 4 KiB frames.
+pub const XEN_PAGE_SHIFT: u32 = 12;
+pub const XEN_PAGE_SIZE: usize = 1 << XEN_PAGE_SHIFT;
+
+/// Hypercall numbers (`__HYPERVISOR_*`), the value in x16.
+pub mod hypercall {
+    pub const PLATFORM_OP: u64 = 7;
+    pub const MEMORY_OP: u64 = 12;
+    pub const MULTICALL: u64 = 13;
+    pub const XEN_VERSION: u64 = 17;
+    pub const CONSOLE_IO: u64 = 18;
+    pub const GRANT_TABLE_OP: u64 = 20;
+    pub const VM_ASSIST: u64 = 21;
+    pub const VCPU_OP: u64 = 24;
+    pub const XSM_OP: u64 = 27;
+    pub const SCHED_OP: u64 = 29;
+    pub const EVENT_CHANNEL_OP: u64 = 32;
+    pub const PHYSDEV_OP: u64 = 33;
+    pub const HVM_OP: u64 = 34;
+    pub const SYSCTL: u64 = 35;
+    pub const DOMCTL: u64 = 36;
+    pub const ARGO_OP: u64 = 39;
+    pub const DM_OP: u64 = 41;
+    pub const HYPFS_OP: u64 = 42;
+    /// Project-specific: the audit hypercall (only when the hypervisor was booted with
+    /// `granite_audit=1`). Xen has nothing at this number and answers `-ENOSYS`.
+    pub const GRANITE_AUDIT: u64 = 63;
+}
+
+/// Xen's errno values (`xen/include/public/errno.h`), returned negated.
+pub mod errno {
+    pub const EPERM: i64 = 1;
+    pub const ENOENT: i64 = 2;
+    pub const ESRCH: i64 = 3;
+    pub const EINTR: i64 = 4;
+    pub const EIO: i64 = 5;
+    pub const ENXIO: i64 = 6;
+    pub const E2BIG: i64 = 7;
+    pub const EAGAIN: i64 = 11;
+    pub const ENOMEM: i64 = 12;
+    pub const EACCES: i64 = 13;
+    pub const EFAULT: i64 = 14;
+    pub const EBUSY: i64 = 16;
+    pub const EEXIST: i64 = 17;
+    pub const EXDEV: i64 = 18;
+    pub const ENODEV: i64 = 19;
+    pub const EINVAL: i64 = 22;
+    pub const ENOSPC: i64 = 28;
+    pub const EDOM: i64 = 33;
+    pub const ERANGE: i64 = 34;
+    pub const ENOSYS: i64 = 38;
+    pub const ENODATA: i64 = 61;
+    pub const EOVERFLOW: i64 = 75;
+    pub const EILSEQ: i64 = 84;
+    pub const ERESTART: i64 = 85;
+    pub const EOPNOTSUPP: i64 = 95;
+
+    /// A short name for an errno value (positive), for logs and result lines.
+    pub fn name(e: i64) -> &'static str {
+        match e {
+            EPERM => "EPERM",
+            ENOENT => "ENOENT",
+            ESRCH => "ESRCH",
+            EINTR => "EINTR",
+            EIO => "EIO",
+            ENXIO => "ENXIO",
+            E2BIG => "E2BIG",
+            EAGAIN => "EAGAIN",
+            ENOMEM => "ENOMEM",
+            EACCES => "EACCES",
+            EFAULT => "EFAULT",
+            EBUSY => "EBUSY",
+            EEXIST => "EEXIST",
+            EXDEV => "EXDEV",
+            ENODEV => "ENODEV",
+            EINVAL => "EINVAL",
+            ENOSPC => "ENOSPC",
+            EDOM => "EDOM",
+            ERANGE => "ERANGE",
+            ENOSYS => "ENOSYS",
+            ENODATA => "ENODATA",
+            EOVERFLOW => "EOVERFLOW",
+            EILSEQ => "EILSEQ",
+            ERESTART => "ERESTART",
+            EOPNOTSUPP => "EOPNOTSUPP",
+            _ => "E?",
+        }
+    }
+}
+
+/// Domain identifiers.
+pub type DomId = u16;
+pub const DOMID_FIRST_RESERVED: DomId = 0x7FF0;
+pub const DOMID_SELF: DomId = 0x7FF0;
+pub const DOMID_IO: DomId = 0x7FF1;
+pub const DOMID_XEN: DomId = 0x7FF2;
+pub const DOMID_COW: DomId = 0x7FF3;
+pub const DOMID_INVALID: DomId = 0x7FF4;
+pub const DOMID_IDLE: DomId = 0x7FFF;
+
+/// `xen_pfn_t` on arm64.
+pub type XenPfn = u64;
+/// `xen_ulong_t` on arm64.
+pub type XenUlong = u64;
+/// `XEN_GUEST_HANDLE(T)` inside a structure: a guest virtual address, 8 bytes, 8-aligned.
+pub type GuestHandle = u64;
+
+/// `memory_op` sub-commands and map spaces.
+pub mod memory {
+    /// `cmd & MEMOP_CMD_MASK` is the sub-op; `cmd >> MEMOP_EXTENT_SHIFT` the start extent.
+    pub const MEMOP_EXTENT_SHIFT: u32 = 6;
+    pub const MEMOP_CMD_MASK: u64 = (1 << MEMOP_EXTENT_SHIFT) - 1;
+
+    pub const XENMEM_INCREASE_RESERVATION: u64 = 0;
+    pub const XENMEM_DECREASE_RESERVATION: u64 = 1;
+    pub const XENMEM_MAXIMUM_RAM_PAGE: u64 = 2;
+    pub const XENMEM_CURRENT_RESERVATION: u64 = 3;
+    pub const XENMEM_MAXIMUM_RESERVATION: u64 = 4;
+    pub const XENMEM_POPULATE_PHYSMAP: u64 = 6;
+    pub const XENMEM_ADD_TO_PHYSMAP: u64 = 7;
+    pub const XENMEM_MAXIMUM_GPFN: u64 = 14;
+    pub const XENMEM_REMOVE_FROM_PHYSMAP: u64 = 15;
+    pub const XENMEM_ADD_TO_PHYSMAP_BATCH: u64 = 23;
+    pub const XENMEM_ACQUIRE_RESOURCE: u64 = 28;
+
+    pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
+    pub const XENMAPSPACE_GRANT_TABLE: u32 = 1;
+    pub const XENMAPSPACE_GMFN: u32 = 2;
+    pub const XENMAPSPACE_GMFN_RANGE: u32 = 3;
+    pub const XENMAPSPACE_GMFN_FOREIGN: u32 = 4;
+    pub const XENMAPSPACE_DEV_MMIO: u32 = 5;
+    /// OR-ed into `idx` to select a grant status frame (v2 only).
+    pub const XENMAPIDX_GRANT_TABLE_STATUS: u64 = 0x8000_0000;
+
+    pub const XENMEM_RESOURCE_GRANT_TABLE: u16 = 1;
+    pub const XENMEM_RESOURCE_GRANT_TABLE_ID_SHARED: u32 = 0;
+    pub const XENMEM_RESOURCE_GRANT_TABLE_ID_STATUS: u32 = 1;
+}
+
+/// `struct xen_add_to_physmap`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenAddToPhysmap {
+    pub domid: DomId,
+    /// Number of pages to go through for `gmfn_range`.
+    pub size: u16,
+    pub space: u32,
+    pub idx: XenUlong,
+    pub gpfn: XenPfn,
+}
+const_assert_eq!(size_of::<XenAddToPhysmap>(), 24);
+const_assert_eq!(offset_of!(XenAddToPhysmap, domid), 0);
+const_assert_eq!(offset_of!(XenAddToPhysmap, size), 2);
+const_assert_eq!(offset_of!(XenAddToPhysmap, space), 4);
+const_assert_eq!(offset_of!(XenAddToPhysmap, idx), 8);
+const_assert_eq!(offset_of!(XenAddToPhysmap, gpfn), 16);
+
+/// `struct xen_add_to_physmap_batch`. `u` is `foreign_domid` for `gmfn_foreign` and `res0`
+/// (must be 0) for `dev_mmio`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenAddToPhysmapBatch {
+    pub domid: DomId,
+    pub space: u16,
+    pub size: u16,
+    pub u: u16,
+    /// `XEN_GUEST_HANDLE(xen_ulong_t)`
+    pub idxs: GuestHandle,
+    /// `XEN_GUEST_HANDLE(xen_pfn_t)`
+    pub gpfns: GuestHandle,
+    /// `XEN_GUEST_HANDLE(int)`: per-entry result
+    pub errs: GuestHandle,
+}
+const_assert_eq!(size_of::<XenAddToPhysmapBatch>(), 32);
+const_assert_eq!(offset_of!(XenAddToPhysmapBatch, space), 2);
+const_assert_eq!(offset_of!(XenAddToPhysmapBatch, size), 4);
+const_assert_eq!(offset_of!(XenAddToPhysmapBatch, u), 6);
+const_assert_eq!(offset_of!(XenAddToPhysmapBatch, idxs), 8);
+const_assert_eq!(offset_of!(XenAddToPhysmapBatch, gpfns), 16);
+const_assert_eq!(offset_of!(XenAddToPhysmapBatch, errs), 24);
+
+/// `struct xen_remove_from_physmap`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenRemoveFromPhysmap {
+    pub domid: DomId,
+    pub _pad: [u8; 6],
+    pub gpfn: XenPfn,
+}
+const_assert_eq!(size_of::<XenRemoveFromPhysmap>(), 16);
+const_assert_eq!(offset_of!(XenRemoveFromPhysmap, gpfn), 8);
+
+/// `struct xen_mem_acquire_resource`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenMemAcquireResource {
+    pub domid: DomId,
+    pub type_: u16,
+    pub id: u32,
+    pub nr_frames: u32,
+    pub pad: u32,
+    pub frame: u64,
+    pub frame_list: GuestHandle,
+}
+const_assert_eq!(size_of::<XenMemAcquireResource>(), 32);
+const_assert_eq!(offset_of!(XenMemAcquireResource, id), 4);
+const_assert_eq!(offset_of!(XenMemAcquireResource, nr_frames), 8);
+const_assert_eq!(offset_of!(XenMemAcquireResource, pad), 12);
+const_assert_eq!(offset_of!(XenMemAcquireResource, frame), 16);
+const_assert_eq!(offset_of!(XenMemAcquireResource, frame_list), 24);
+
+/// Grant-table operations, codes and structures.
+pub mod gnttab {
+    pub const GNTTABOP_MAP_GRANT_REF: u64 = 0;
+    pub const GNTTABOP_UNMAP_GRANT_REF: u64 = 1;
+    pub const GNTTABOP_SETUP_TABLE: u64 = 2;
+    pub const GNTTABOP_DUMP_TABLE: u64 = 3;
+    pub const GNTTABOP_TRANSFER: u64 = 4;
+    pub const GNTTABOP_COPY: u64 = 5;
+    pub const GNTTABOP_QUERY_SIZE: u64 = 6;
+    pub const GNTTABOP_UNMAP_AND_REPLACE: u64 = 7;
+    pub const GNTTABOP_SET_VERSION: u64 = 8;
+    pub const GNTTABOP_GET_STATUS_FRAMES: u64 = 9;
+    pub const GNTTABOP_GET_VERSION: u64 = 10;
+    pub const GNTTABOP_SWAP_GRANT_REF: u64 = 11;
+    pub const GNTTABOP_CACHE_FLUSH: u64 = 12;
+    /// Continuations carry progress in the bits of `cmd` above this shift.
+    pub const GNTTABOP_CONTINUATION_ARG_SHIFT: u32 = 12;
+    pub const GNTTABOP_CMD_MASK: u64 = (1 << GNTTABOP_CONTINUATION_ARG_SHIFT) - 1;
+
+    // Grant entry flags (`GTF_*`).
+    pub const GTF_INVALID: u16 = 0;
+    pub const GTF_PERMIT_ACCESS: u16 = 1;
+    pub const GTF_ACCEPT_TRANSFER: u16 = 2;
+    pub const GTF_TRANSITIVE: u16 = 3;
+    pub const GTF_TYPE_MASK: u16 = 3;
+    pub const GTF_READONLY: u16 = 1 << 2;
+    pub const GTF_READING: u16 = 1 << 3;
+    pub const GTF_WRITING: u16 = 1 << 4;
+    pub const GTF_PWT: u16 = 1 << 5;
+    pub const GTF_PCD: u16 = 1 << 6;
+    pub const GTF_PAT: u16 = 1 << 7;
+    pub const GTF_SUB_PAGE: u16 = 1 << 8;
+    pub const GNTTAB_NR_RESERVED_ENTRIES: u32 = 8;
+
+    // Mapping flags (`GNTMAP_*`).
+    pub const GNTMAP_DEVICE_MAP: u32 = 1 << 0;
+    pub const GNTMAP_HOST_MAP: u32 = 1 << 1;
+    pub const GNTMAP_READONLY: u32 = 1 << 2;
+    pub const GNTMAP_APPLICATION_MAP: u32 = 1 << 3;
+    pub const GNTMAP_CONTAINS_PTE: u32 = 1 << 4;
+
+    pub const GNTCOPY_SOURCE_GREF: u16 = 1 << 0;
+    pub const GNTCOPY_DEST_GREF: u16 = 1 << 1;
+
+    // Status codes (`GNTST_*`).
+    pub const GNTST_OKAY: i16 = 0;
+    pub const GNTST_GENERAL_ERROR: i16 = -1;
+    pub const GNTST_BAD_DOMAIN: i16 = -2;
+    pub const GNTST_BAD_GNTREF: i16 = -3;
+    pub const GNTST_BAD_HANDLE: i16 = -4;
+    pub const GNTST_BAD_VIRT_ADDR: i16 = -5;
+    pub const GNTST_BAD_DEV_ADDR: i16 = -6;
+    pub const GNTST_NO_DEVICE_SPACE: i16 = -7;
+    pub const GNTST_PERMISSION_DENIED: i16 = -8;
+    pub const GNTST_BAD_PAGE: i16 = -9;
+    pub const GNTST_BAD_COPY_ARG: i16 = -10;
+    pub const GNTST_ADDRESS_TOO_BIG: i16 = -11;
+    pub const GNTST_EAGAIN: i16 = -12;
+    pub const GNTST_NO_SPACE: i16 = -13;
+
+    /// Name of a GNTST code, for result lines.
+    pub fn status_name(s: i16) -> &'static str {
+        match s {
+            GNTST_OKAY => "okay",
+            GNTST_GENERAL_ERROR => "general_error",
+            GNTST_BAD_DOMAIN => "bad_domain",
+            GNTST_BAD_GNTREF => "bad_gntref",
+            GNTST_BAD_HANDLE => "bad_handle",
+            GNTST_BAD_VIRT_ADDR => "bad_virt_addr",
+            GNTST_BAD_DEV_ADDR => "bad_dev_addr",
+            GNTST_NO_DEVICE_SPACE => "no_device_space",
+            GNTST_PERMISSION_DENIED => "permission_denied",
+            GNTST_BAD_PAGE => "bad_page",
+            GNTST_BAD_COPY_ARG => "bad_copy_arg",
+            GNTST_ADDRESS_TOO_BIG => "address_too_big",
+            GNTST_EAGAIN => "eagain",
+            GNTST_NO_SPACE => "no_space",
+            _ => "?",
+        }
+    }
+}
+
+/// `struct grant_entry_v1`: 512 of them fill a 4 KiB shared frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GrantEntryV1 {
+    pub flags: u16,
+    pub domid: DomId,
+    pub frame: u32,
+}
+const_assert_eq!(size_of::<GrantEntryV1>(), 8);
+const_assert_eq!(offset_of!(GrantEntryV1, domid), 2);
+const_assert_eq!(offset_of!(GrantEntryV1, frame), 4);
+pub const GRANT_ENTRIES_V1_PER_FRAME: u32 = (XEN_PAGE_SIZE / size_of::<GrantEntryV1>()) as u32;
+
+/// `struct gnttab_setup_table`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabSetupTable {
+    pub dom: DomId,
+    pub _pad0: u16,
+    pub nr_frames: u32,
+    pub status: i16,
+    pub _pad1: [u8; 6],
+    /// `XEN_GUEST_HANDLE(xen_pfn_t)`
+    pub frame_list: GuestHandle,
+}
+const_assert_eq!(size_of::<GnttabSetupTable>(), 24);
+const_assert_eq!(offset_of!(GnttabSetupTable, nr_frames), 4);
+const_assert_eq!(offset_of!(GnttabSetupTable, status), 8);
+const_assert_eq!(offset_of!(GnttabSetupTable, frame_list), 16);
+
+/// `struct gnttab_query_size` (16 bytes, 4-aligned).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabQuerySize {
+    pub dom: DomId,
+    pub _pad0: u16,
+    pub nr_frames: u32,
+    pub max_nr_frames: u32,
+    pub status: i16,
+    pub _pad1: u16,
+}
+const_assert_eq!(size_of::<GnttabQuerySize>(), 16);
+const_assert_eq!(core::mem::align_of::<GnttabQuerySize>(), 4);
+const_assert_eq!(offset_of!(GnttabQuerySize, nr_frames), 4);
+const_assert_eq!(offset_of!(GnttabQuerySize, max_nr_frames), 8);
+const_assert_eq!(offset_of!(GnttabQuerySize, status), 12);
+
+/// `struct gnttab_map_grant_ref`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabMapGrantRef {
+    pub host_addr: u64,
+    pub flags: u32,
+    pub ref_: u32,
+    pub dom: DomId,
+    pub status: i16,
+    pub handle: u32,
+    pub dev_bus_addr: u64,
+}
+const_assert_eq!(size_of::<GnttabMapGrantRef>(), 32);
+const_assert_eq!(offset_of!(GnttabMapGrantRef, flags), 8);
+const_assert_eq!(offset_of!(GnttabMapGrantRef, ref_), 12);
+const_assert_eq!(offset_of!(GnttabMapGrantRef, dom), 16);
+const_assert_eq!(offset_of!(GnttabMapGrantRef, status), 18);
+const_assert_eq!(offset_of!(GnttabMapGrantRef, handle), 20);
+const_assert_eq!(offset_of!(GnttabMapGrantRef, dev_bus_addr), 24);
+
+/// `struct gnttab_unmap_grant_ref`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabUnmapGrantRef {
+    pub host_addr: u64,
+    pub dev_bus_addr: u64,
+    pub handle: u32,
+    pub status: i16,
+    pub _pad: u16,
+}
+const_assert_eq!(size_of::<GnttabUnmapGrantRef>(), 24);
+const_assert_eq!(offset_of!(GnttabUnmapGrantRef, dev_bus_addr), 8);
+const_assert_eq!(offset_of!(GnttabUnmapGrantRef, handle), 16);
+const_assert_eq!(offset_of!(GnttabUnmapGrantRef, status), 20);
+
+/// One side of a `gnttab_copy`: a grant reference (with `*_GREF` set) or a GFN of the caller.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabCopyPtr {
+    /// `union { grant_ref_t ref; xen_pfn_t gmfn; }`
+    pub u: u64,
+    pub domid: DomId,
+    pub offset: u16,
+    pub _pad: u32,
+}
+const_assert_eq!(size_of::<GnttabCopyPtr>(), 16);
+const_assert_eq!(offset_of!(GnttabCopyPtr, domid), 8);
+const_assert_eq!(offset_of!(GnttabCopyPtr, offset), 10);
+
+/// `struct gnttab_copy`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabCopy {
+    pub source: GnttabCopyPtr,
+    pub dest: GnttabCopyPtr,
+    pub len: u16,
+    pub flags: u16,
+    pub status: i16,
+    pub _pad: u16,
+}
+const_assert_eq!(size_of::<GnttabCopy>(), 40);
+const_assert_eq!(offset_of!(GnttabCopy, dest), 16);
+const_assert_eq!(offset_of!(GnttabCopy, len), 32);
+const_assert_eq!(offset_of!(GnttabCopy, flags), 34);
+const_assert_eq!(offset_of!(GnttabCopy, status), 36);
+
+/// `struct gnttab_get_status_frames`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabGetStatusFrames {
+    pub nr_frames: u32,
+    pub dom: DomId,
+    pub status: i16,
+    pub frame_list: GuestHandle,
+}
+const_assert_eq!(size_of::<GnttabGetStatusFrames>(), 16);
+const_assert_eq!(offset_of!(GnttabGetStatusFrames, dom), 4);
+const_assert_eq!(offset_of!(GnttabGetStatusFrames, status), 6);
+const_assert_eq!(offset_of!(GnttabGetStatusFrames, frame_list), 8);
+
+/// `struct gnttab_set_version`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabSetVersion {
+    pub version: u32,
+}
+const_assert_eq!(size_of::<GnttabSetVersion>(), 4);
+
+/// `struct gnttab_get_version`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabGetVersion {
+    pub dom: DomId,
+    pub pad: u16,
+    pub version: u32,
+}
+const_assert_eq!(size_of::<GnttabGetVersion>(), 8);
+const_assert_eq!(offset_of!(GnttabGetVersion, version), 4);
+
+/// `struct gnttab_cache_flush`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabCacheFlush {
+    /// `union { uint64_t dev_bus_addr; grant_ref_t ref; }`
+    pub a: u64,
+    pub offset: u16,
+    pub length: u16,
+    pub op: u32,
+}
+const_assert_eq!(size_of::<GnttabCacheFlush>(), 16);
+const_assert_eq!(offset_of!(GnttabCacheFlush, offset), 8);
+const_assert_eq!(offset_of!(GnttabCacheFlush, length), 10);
+const_assert_eq!(offset_of!(GnttabCacheFlush, op), 12);
+
+/// `xen_version` sub-commands.
+pub mod version {
+    pub const XENVER_VERSION: u64 = 0;
+    pub const XENVER_EXTRAVERSION: u64 = 1;
+    pub const XENVER_COMPILE_INFO: u64 = 2;
+    pub const XENVER_CAPABILITIES: u64 = 3;
+    pub const XENVER_CHANGESET: u64 = 4;
+    pub const XENVER_PLATFORM_PARAMETERS: u64 = 5;
+    pub const XENVER_GET_FEATURES: u64 = 6;
+    pub const XENVER_PAGESIZE: u64 = 7;
+    pub const XENVER_GUEST_HANDLE: u64 = 8;
+    pub const XENVER_COMMANDLINE: u64 = 9;
+    pub const XENVER_BUILD_ID: u64 = 10;
+    /// `xen_extraversion_t` is 16 bytes.
+    pub const XEN_EXTRAVERSION_LEN: usize = 16;
+    /// `xen_capabilities_info_t` is 1024 bytes.
+    pub const XEN_CAPABILITIES_INFO_LEN: usize = 1024;
+    /// `xen_commandline_t` is 1024 bytes.
+    pub const XEN_COMMANDLINE_LEN: usize = 1024;
+}
+
+/// `struct xen_feature_info` (XENVER_get_features).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenFeatureInfo {
+    pub submap_idx: u32,
+    pub submap: u32,
+}
+const_assert_eq!(size_of::<XenFeatureInfo>(), 8);
+
+/// `console_io` sub-commands.
+pub mod console {
+    pub const CONSOLEIO_WRITE: u64 = 0;
+    pub const CONSOLEIO_READ: u64 = 1;
+}
+
+/// `sched_op` sub-commands and shutdown reasons.
+pub mod sched {
+    pub const SCHEDOP_YIELD: u64 = 0;
+    pub const SCHEDOP_BLOCK: u64 = 1;
+    pub const SCHEDOP_SHUTDOWN: u64 = 2;
+    pub const SCHEDOP_POLL: u64 = 3;
+    pub const SHUTDOWN_POWEROFF: u32 = 0;
+    pub const SHUTDOWN_REBOOT: u32 = 1;
+    pub const SHUTDOWN_SUSPEND: u32 = 2;
+    pub const SHUTDOWN_CRASH: u32 = 3;
+    pub const SHUTDOWN_WATCHDOG: u32 = 4;
+}
+
+/// `struct sched_shutdown`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedShutdown {
+    pub reason: u32,
+}
+const_assert_eq!(size_of::<SchedShutdown>(), 4);
+
+/// Guest address map used for domains that are not direct-mapped (`public/arch-arm.h`).
+pub mod guest_layout {
+    pub const GUEST_GNTTAB_BASE: u64 = 0x3800_0000;
+    pub const GUEST_GNTTAB_SIZE: u64 = 0x0100_0000;
+    pub const GUEST_MAGIC_BASE: u64 = 0x3900_0000;
+    pub const GUEST_RAM0_BASE: u64 = 0x4000_0000;
+    pub const GUEST_RAM0_SIZE: u64 = 0xC000_0000;
+    pub const GUEST_RAM1_BASE: u64 = 0x02_0000_0000;
+    pub const GUEST_EVTCHN_PPI: u32 = 31;
+    pub const GUEST_TIMER_VIRT_PPI: u32 = 27;
+    pub const GUEST_TIMER_PHYS_NS_PPI: u32 = 30;
+}
+
+/// Arm SMCCC / PSCI function identifiers a guest uses through `HVC #0` or `SMC #0`.
+pub mod psci {
+    pub const SMCCC_VERSION: u32 = 0x8000_0000;
+    pub const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
+    pub const PSCI_VERSION: u32 = 0x8400_0000;
+    pub const PSCI_CPU_SUSPEND_64: u32 = 0xC400_0001;
+    pub const PSCI_CPU_OFF: u32 = 0x8400_0002;
+    pub const PSCI_CPU_ON_64: u32 = 0xC400_0003;
+    pub const PSCI_AFFINITY_INFO_64: u32 = 0xC400_0004;
+    pub const PSCI_MIGRATE_INFO_TYPE: u32 = 0x8400_0006;
+    pub const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
+    pub const PSCI_SYSTEM_RESET: u32 = 0x8400_0009;
+    pub const PSCI_FEATURES: u32 = 0x8400_000A;
+    pub const PSCI_SUCCESS: i64 = 0;
+    pub const PSCI_NOT_SUPPORTED: i64 = -1;
+    pub const PSCI_INVALID_PARAMETERS: i64 = -2;
+    pub const PSCI_DENIED: i64 = -3;
+    pub const PSCI_ALREADY_ON: i64 = -4;
+    pub const PSCI_ON_PENDING: i64 = -5;
+    pub const PSCI_INTERNAL_FAILURE: i64 = -6;
+    /// PSCI 1.1
+    pub const PSCI_VERSION_1_1: u32 = 0x0001_0001;
+    pub const SMCCC_VERSION_1_1: u32 = 0x0001_0001;
+}

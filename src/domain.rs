@@ -1,0 +1,99 @@
+//! Domains: a P2M, a grant table, a shared_info page, and their lifecycle.
+
+use crate::grant::GrantTable;
+use crate::mm::Mm;
+use crate::p2m::P2m;
+use crate::sync::{AtomicU32, Ordering, RwLock};
+use crate::types::{DomId, Mfn};
+use alloc::vec::Vec;
+
+/// What a domain is made of.
+#[derive(Clone, Debug)]
+pub struct DomainConfig {
+    pub id: DomId,
+    /// May act on other domains (dom0): XSM_TARGET checks pass.
+    pub privileged: bool,
+    /// Guest physical == machine physical for its RAM.
+    pub direct_map: bool,
+    pub max_grant_frames: u32,
+    /// Grant mappings this domain may hold at once.
+    pub max_maptrack: u32,
+    /// Intermediate stage-2 table pages the hypervisor will allocate for it.
+    pub p2m_table_limit: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u32)]
+pub enum DomainState {
+    Running = 0,
+    /// Torn down; some of its pages are still referenced by other domains.
+    Dying = 1,
+    /// Its memory is gone except possibly xenheap pages still mapped elsewhere.
+    Dead = 2,
+}
+
+pub struct Domain {
+    pub id: DomId,
+    pub privileged: bool,
+    pub direct_map: bool,
+    pub p2m: P2m,
+    pub grant: GrantTable,
+    pub shared_info: Mfn,
+    state: AtomicU32,
+    /// Machine frame ranges `[start, end)` this domain may map as MMIO (`dev_mmio`).
+    iomem: RwLock<Vec<(u64, u64)>>,
+}
+
+impl Domain {
+    pub(crate) fn new(cfg: &DomainConfig, p2m: P2m, grant: GrantTable, shared_info: Mfn) -> Self {
+        Domain {
+            id: cfg.id,
+            privileged: cfg.privileged,
+            direct_map: cfg.direct_map,
+            p2m,
+            grant,
+            shared_info,
+            state: AtomicU32::new(DomainState::Running as u32),
+            iomem: RwLock::new(Vec::new()),
+        }
+    }
+
+    pub fn state(&self) -> DomainState {
+        match self.state.load(Ordering::Acquire) {
+            0 => DomainState::Running,
+            1 => DomainState::Dying,
+            _ => DomainState::Dead,
+        }
+    }
+    pub fn is_running(&self) -> bool {
+        self.state() == DomainState::Running
+    }
+    pub(crate) fn transition(&self, from: DomainState, to: DomainState) -> bool {
+        self.state.compare_exchange(from as u32, to as u32, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// Allow MMIO frames `[start, end)`.
+    pub fn permit_iomem(&self, start: u64, end: u64) {
+        self.iomem.write().push((start, end));
+    }
+    pub fn iomem_permitted(&self, mfn: u64) -> bool {
+        self.iomem.read().iter().any(|&(s, e)| mfn >= s && mfn < e)
+    }
+
+    /// May `self` act on `target`? (Xen's XSM_TARGET with the dummy policy.)
+    pub fn controls(&self, target: &Domain) -> bool {
+        self.id == target.id || self.privileged
+    }
+
+    /// Release the pages this domain still owns (teardown step; see `Hypervisor::destroy`).
+    pub(crate) fn relinquish_pages(&self, mm: &Mm) {
+        let frames = &mm.frames;
+        for i in 0..frames.len() as u64 {
+            let m = Mfn(frames.base().0 + i);
+            let p = &frames[i as usize];
+            if p.owner() == Some(self.id) && !p.is_xen_heap() {
+                mm.put_alloc_ref(m);
+            }
+        }
+    }
+}

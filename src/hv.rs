@@ -1,0 +1,208 @@
+//! The hypervisor context: machine memory, the stage-2 configuration, the domain table.
+
+use crate::domain::{Domain, DomainConfig, DomainState};
+use crate::grant::GrantTable;
+use crate::mm::{MAX_DOMAINS, Mm};
+use crate::p2m::{P2m, StageConfig};
+use crate::sync::{AtomicU32, Mutex, Ordering, RwLock};
+use crate::types::{DomId, Errno, Result};
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use xen_abi::DOMID_SELF;
+
+/// Boot options the core cares about.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `gnttab_max_frames=` (Xen default 64).
+    pub max_grant_frames: u32,
+    /// `gnttab_max_maptrack_frames=` (Xen default 1024; 512 handles per frame... we count
+    /// handles as frames * 256).
+    pub max_maptrack_frames: u32,
+    /// `granite_audit=1`: the audit hypercall is available and hypercalls are fenced so the
+    /// audit sees a quiescent machine.
+    pub audit: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { max_grant_frames: 64, max_maptrack_frames: 1024, audit: false }
+    }
+}
+
+pub struct Hypervisor {
+    pub mm: Mm,
+    pub stage: StageConfig,
+    pub opts: Options,
+    domains: RwLock<Vec<Option<Arc<Domain>>>>,
+    vmids: Mutex<Vec<u64>>,
+    dying: AtomicU32,
+    create_lock: Mutex<()>,
+    /// Held (read) by every hypercall when the audit is enabled; the audit takes it for writing.
+    pub(crate) gate: RwLock<()>,
+}
+
+impl Hypervisor {
+    pub fn new(mm: Mm, stage: StageConfig, opts: Options) -> Self {
+        let vmid_words = (1usize << stage.vmid_bits) / 64;
+        let mut vmids = vec![0u64; vmid_words];
+        vmids[0] = 1; // VMID 0 is never used for a guest
+        Hypervisor {
+            mm,
+            stage,
+            opts,
+            domains: RwLock::new((0..MAX_DOMAINS).map(|_| None).collect()),
+            vmids: Mutex::new(vmids),
+            dying: AtomicU32::new(0),
+            create_lock: Mutex::new(()),
+            gate: RwLock::new(()),
+        }
+    }
+
+    /// A default configuration for domain `id` with the boot options.
+    pub fn domain_config(&self, id: DomId) -> DomainConfig {
+        DomainConfig {
+            id,
+            privileged: id == 0,
+            direct_map: false,
+            max_grant_frames: self.opts.max_grant_frames,
+            max_maptrack: self.opts.max_maptrack_frames * 256,
+            p2m_table_limit: 4096,
+        }
+    }
+
+    fn alloc_vmid(&self) -> Option<u16> {
+        let mut v = self.vmids.lock();
+        for (w, word) in v.iter_mut().enumerate() {
+            if *word != u64::MAX {
+                let b = word.trailing_ones();
+                *word |= 1 << b;
+                return Some((w * 64 + b as usize) as u16);
+            }
+        }
+        None
+    }
+    fn free_vmid(&self, vmid: u16) {
+        self.vmids.lock()[vmid as usize / 64] &= !(1 << (vmid % 64));
+    }
+
+    /// Create a domain: VMID, empty P2M, grant table with one frame, shared_info page.
+    pub fn create_domain(&self, cfg: DomainConfig) -> Result<Arc<Domain>> {
+        if cfg.id as usize >= MAX_DOMAINS {
+            return Err(Errno::EINVAL);
+        }
+        let _serialise = self.create_lock.lock();
+        if self.domains.read()[cfg.id as usize].is_some() {
+            return Err(Errno::EEXIST);
+        }
+        let vmid = self.alloc_vmid().ok_or(Errno::ENOMEM)?;
+        let p2m = match P2m::new(&self.mm, cfg.id, vmid, self.stage, cfg.p2m_table_limit) {
+            Ok(p) => p,
+            Err(e) => {
+                self.free_vmid(vmid);
+                return Err(e);
+            }
+        };
+        let undo_p2m = |p2m: P2m| {
+            p2m.write(&self.mm).relinquish();
+            p2m.destroy(&self.mm);
+            self.free_vmid(vmid);
+        };
+        let grant = match GrantTable::new(&self.mm, cfg.id, cfg.max_grant_frames, cfg.max_maptrack) {
+            Ok(g) => g,
+            Err(e) => {
+                undo_p2m(p2m);
+                return Err(e);
+            }
+        };
+        let shared_info = match self.mm.alloc_xenheap() {
+            Ok(m) => m,
+            Err(e) => {
+                grant.destroy(&self.mm);
+                undo_p2m(p2m);
+                return Err(e);
+            }
+        };
+        self.mm.share_with_guest(shared_info, cfg.id, false);
+        let d = Arc::new(Domain::new(&cfg, p2m, grant, shared_info));
+        self.domains.write()[cfg.id as usize] = Some(d.clone());
+        Ok(d)
+    }
+
+    /// A running domain (Xen's `rcu_lock_domain_by_id`).
+    pub fn domain(&self, id: DomId) -> Option<Arc<Domain>> {
+        self.domain_any_state(id).filter(|d| d.is_running())
+    }
+
+    /// A domain whatever its state (unmap of a grant of a dying domain still finds it).
+    pub fn domain_any_state(&self, id: DomId) -> Option<Arc<Domain>> {
+        self.domains.read().get(id as usize)?.clone()
+    }
+
+    /// `DOMID_SELF` or a running domain's id (Xen's `rcu_lock_domain_by_any_id`).
+    pub fn lookup(&self, caller: &Arc<Domain>, id: DomId) -> Option<Arc<Domain>> {
+        if id == DOMID_SELF || id == caller.id { Some(caller.clone()) } else { self.domain(id) }
+    }
+
+    pub fn domains(&self) -> Vec<Arc<Domain>> {
+        self.domains.read().iter().flatten().cloned().collect()
+    }
+
+    /// Tear a domain down (its vCPUs must not run any more): relinquish the P2M (clearing the
+    /// stored GFNs of its xenheap pages and dropping foreign references), release its grant
+    /// mappings of other domains, drop the allocation reference of each of its pages. Pages
+    /// other domains still map stay until they unmap them; the domain is finalised (grant
+    /// frames, shared_info, P2M root, VMID, id) by [`Self::reap`] once nothing remains.
+    pub fn destroy_domain(&self, d: &Arc<Domain>) {
+        if !d.transition(DomainState::Running, DomainState::Dying) {
+            return;
+        }
+        self.dying.fetch_add(1, Ordering::AcqRel);
+        d.p2m.write(&self.mm).relinquish();
+        for (handle, e) in d.grant.drain_handles() {
+            crate::hypercall::grant::release_mapping(self, d, handle, e);
+        }
+        d.relinquish_pages(&self.mm);
+        self.reap();
+    }
+
+    /// Finalise dying domains whose guest memory is all gone. Cheap when none is dying.
+    pub fn reap(&self) {
+        if self.dying.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        for d in self.domains() {
+            if d.state() == DomainState::Dying && self.mm.pages_of(d.id).domheap.load(Ordering::Acquire) == 0 {
+                if d.transition(DomainState::Dying, DomainState::Dead) {
+                    d.grant.destroy(&self.mm);
+                    self.mm.put_alloc_ref(d.shared_info);
+                }
+            }
+            if d.state() == DomainState::Dead && self.mm.pages_of(d.id).total() == 0 {
+                let mut t = self.domains.write();
+                if t[d.id as usize].as_ref().is_some_and(|x| Arc::ptr_eq(x, &d)) {
+                    t[d.id as usize] = None;
+                    drop(t);
+                    self.dying.fetch_sub(1, Ordering::AcqRel);
+                    self.finalize(&d);
+                }
+            }
+        }
+    }
+
+    fn finalize(&self, d: &Domain) {
+        {
+            let mut w = d.p2m.write(&self.mm);
+            if !w.is_dying() {
+                w.relinquish();
+            }
+        }
+        d.p2m.destroy(&self.mm);
+        self.free_vmid(d.p2m.vmid());
+    }
+
+    /// Dying domains not yet finalised.
+    pub fn dying_domains(&self) -> u32 {
+        self.dying.load(Ordering::Acquire)
+    }
+}

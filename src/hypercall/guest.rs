@@ -1,0 +1,143 @@
+//! Copying hypercall arguments from and to guest memory.
+//!
+//! A guest passes virtual addresses. Each page of an access is translated by the guest's own
+//! stage 1 ([`GuestVa`]: the `AT S1E1R/W` instructions on the image, the identity for a guest
+//! with its MMU off and in host tests), then through the domain's P2M. Only RAM the domain
+//! owns is accessible (`ram_rw`, or `ram_ro` for reads): unmapped, MMIO, grant-mapped and
+//! foreign pages, and addresses beyond the IPA size, give `-EFAULT`, as does any structure
+//! that crosses into such a page. A page reference is held while its bytes are copied.
+
+use crate::domain::Domain;
+use crate::hv::Hypervisor;
+use crate::p2m::P2mType;
+use crate::types::{Errno, Gfn, Mfn, PAGE_MASK, PAGE_SIZE, Result};
+use core::mem::size_of;
+
+/// Translation of guest virtual addresses by the guest's stage 1.
+pub trait GuestVa {
+    /// The IPA of `va` (page aligned in, page aligned out), or `None` if the guest's stage 1
+    /// does not map it (for writing, if `write`).
+    fn to_ipa(&self, va: u64, write: bool) -> Option<u64>;
+}
+
+/// A guest running with its stage-1 MMU off: VA == IPA.
+pub struct IdentityVa;
+impl GuestVa for IdentityVa {
+    fn to_ipa(&self, va: u64, _write: bool) -> Option<u64> {
+        Some(va)
+    }
+}
+
+/// Plain data that may be copied to and from guest memory byte for byte.
+///
+/// # Safety
+/// Every bit pattern must be a valid value and the type must have no implicit padding.
+pub unsafe trait Pod: Copy + Default + 'static {}
+
+macro_rules! pod {
+    ($($t:ty),* $(,)?) => { $(
+        // SAFETY: integers, and ABI structures whose fields are contiguous (their layout is
+        // pinned by offset assertions in xen-abi) with explicit padding fields.
+        unsafe impl Pod for $t {}
+    )* };
+}
+pod!(u8, u16, u32, u64, i16, i32, i64);
+pod!(
+    xen_abi::XenAddToPhysmap,
+    xen_abi::XenAddToPhysmapBatch,
+    xen_abi::XenRemoveFromPhysmap,
+    xen_abi::XenMemAcquireResource,
+    xen_abi::GrantEntryV1,
+    xen_abi::GnttabSetupTable,
+    xen_abi::GnttabQuerySize,
+    xen_abi::GnttabMapGrantRef,
+    xen_abi::GnttabUnmapGrantRef,
+    xen_abi::GnttabCopy,
+    xen_abi::GnttabGetStatusFrames,
+    xen_abi::GnttabSetVersion,
+    xen_abi::GnttabGetVersion,
+    xen_abi::GnttabCacheFlush,
+    xen_abi::XenFeatureInfo,
+    xen_abi::SchedShutdown,
+);
+
+fn as_bytes<T: Pod>(v: &T) -> &[u8] {
+    // SAFETY: T is Pod: no padding, so every byte is initialised.
+    unsafe { core::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }
+}
+fn as_bytes_mut<T: Pod>(v: &mut T) -> &mut [u8] {
+    // SAFETY: T is Pod: any bytes written form a valid value.
+    unsafe { core::slice::from_raw_parts_mut(v as *mut T as *mut u8, size_of::<T>()) }
+}
+
+/// The accessor of one domain's memory during one hypercall.
+pub struct GuestMem<'a> {
+    hv: &'a Hypervisor,
+    d: &'a Domain,
+    va: &'a dyn GuestVa,
+}
+
+impl<'a> GuestMem<'a> {
+    pub fn new(hv: &'a Hypervisor, d: &'a Domain, va: &'a dyn GuestVa) -> Self {
+        GuestMem { hv, d, va }
+    }
+
+    /// Translate one page and take a reference on it.
+    fn pin(&self, va: u64, write: bool) -> Result<Mfn> {
+        let ipa = self.va.to_ipa(va & !PAGE_MASK, write).ok_or(Errno::EFAULT)?;
+        let mm = &self.hv.mm;
+        let r = self.d.p2m.read(mm);
+        let m = r.lookup(Gfn::from_addr(ipa)).ok_or(Errno::EFAULT)?;
+        let ok = if write { m.ty == P2mType::RamRw } else { m.ty.is_ram() };
+        if !ok || !mm.get_page(m.mfn, self.d.id) {
+            return Err(Errno::EFAULT);
+        }
+        Ok(m.mfn)
+    }
+
+    fn access(&self, va: u64, len: usize, write: bool, mut f: impl FnMut(u64, core::ops::Range<usize>)) -> Result<()> {
+        let end = va.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        let mut cur = va;
+        while cur < end {
+            let page_end = (cur & !PAGE_MASK).saturating_add(PAGE_SIZE);
+            let chunk_end = end.min(page_end);
+            let mfn = self.pin(cur, write)?;
+            let off = (cur - va) as usize;
+            f(mfn.addr() + (cur & PAGE_MASK), off..off + (chunk_end - cur) as usize);
+            self.hv.mm.put_page(mfn);
+            cur = chunk_end;
+        }
+        Ok(())
+    }
+
+    pub fn read_bytes(&self, va: u64, buf: &mut [u8]) -> Result<()> {
+        let phys = self.hv.mm.phys;
+        self.access(va, buf.len(), false, |pa, r| phys.read(pa, &mut buf[r]))
+    }
+
+    pub fn write_bytes(&self, va: u64, buf: &[u8]) -> Result<()> {
+        let phys = self.hv.mm.phys;
+        self.access(va, buf.len(), true, |pa, r| phys.write(pa, &buf[r]))
+    }
+
+    pub fn read<T: Pod>(&self, va: u64) -> Result<T> {
+        let mut v = T::default();
+        self.read_bytes(va, as_bytes_mut(&mut v))?;
+        Ok(v)
+    }
+
+    pub fn write<T: Pod>(&self, va: u64, v: &T) -> Result<()> {
+        self.write_bytes(va, as_bytes(v))
+    }
+
+    /// Element `i` of a guest array of `T` at `base` (`copy_from_guest_offset`).
+    pub fn read_elem<T: Pod>(&self, base: u64, i: u64) -> Result<T> {
+        self.read(Self::elem(base, i, size_of::<T>())?)
+    }
+    pub fn write_elem<T: Pod>(&self, base: u64, i: u64, v: &T) -> Result<()> {
+        self.write(Self::elem(base, i, size_of::<T>())?, v)
+    }
+    fn elem(base: u64, i: u64, size: usize) -> Result<u64> {
+        i.checked_mul(size as u64).and_then(|o| base.checked_add(o)).ok_or(Errno::EFAULT)
+    }
+}

@@ -1,0 +1,181 @@
+//! Hypercall handlers, portable: called with a domain, the vCPU's argument registers
+//! (x0..x4; the op number came in x16) and a guest-memory accessor. The arch layer turns the
+//! [`Outcome`] into x0, a re-executed `HVC` (continuation), or a domain shutdown.
+
+pub mod grant;
+pub mod guest;
+pub mod memory;
+
+use crate::domain::Domain;
+use crate::hv::Hypervisor;
+use crate::types::Errno;
+use alloc::sync::Arc;
+pub use guest::{GuestMem, GuestVa, IdentityVa, Pod};
+use xen_abi::{hypercall as hc, sched, version as ver};
+
+/// What the vCPU should see after a hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Return this value in x0.
+    Return(i64),
+    /// The arguments were updated in place: re-execute the `HVC` (Xen's continuation).
+    Continue,
+    /// `SCHEDOP_shutdown` with this reason: the domain stops.
+    Shutdown(u32),
+}
+
+impl Outcome {
+    pub fn err(e: Errno) -> Self {
+        Outcome::Return(e.ret())
+    }
+}
+
+impl From<crate::types::Result<i64>> for Outcome {
+    fn from(r: crate::types::Result<i64>) -> Self {
+        match r {
+            Ok(v) => Outcome::Return(v),
+            Err(e) => Outcome::err(e),
+        }
+    }
+}
+
+/// Everything a handler needs.
+pub struct Call<'a> {
+    pub hv: &'a Hypervisor,
+    /// The calling domain.
+    pub d: &'a Arc<Domain>,
+    /// The calling vCPU's stage-1 translation.
+    pub va: &'a dyn GuestVa,
+    /// Where `console_io` output goes (the hypervisor console, prefixed by the caller).
+    pub console: &'a dyn Fn(&[u8]),
+}
+
+impl<'a> Call<'a> {
+    pub fn mem(&self) -> GuestMem<'_> {
+        GuestMem::new(self.hv, self.d, self.va)
+    }
+}
+
+/// The version we report (the ABI we implement is Xen 4.17's).
+pub const XEN_MAJOR: u64 = 4;
+pub const XEN_MINOR: u64 = 17;
+pub const XEN_EXTRAVERSION: &[u8] = b"-granite";
+
+/// Dispatch hypercall `op` (x16) with arguments `args` (x0..x4).
+pub fn hypercall(c: &Call, op: u64, args: &mut [u64; 5]) -> Outcome {
+    if op == hc::GRANITE_AUDIT {
+        return audit_op(c);
+    }
+    let _fence = c.hv.opts.audit.then(|| c.hv.gate.read());
+    let out = match op {
+        hc::MEMORY_OP => memory::memory_op(c, args),
+        hc::GRANT_TABLE_OP => grant::grant_table_op(c, args),
+        hc::XEN_VERSION => xen_version(c, args[0], args[1]),
+        hc::CONSOLE_IO => console_io(c, args[0], args[1], args[2]),
+        hc::SCHED_OP => sched_op(c, args[0], args[1]),
+        _ => Outcome::err(Errno::ENOSYS),
+    };
+    drop(_fence);
+    c.hv.reap();
+    out
+}
+
+fn audit_op(c: &Call) -> Outcome {
+    if !c.hv.opts.audit {
+        return Outcome::err(Errno::ENOSYS);
+    }
+    let report = crate::audit::audit(c.hv);
+    for v in report.violations.iter().take(8) {
+        log::error!("audit: {v}");
+    }
+    Outcome::Return(report.violations.len() as i64)
+}
+
+fn xen_version(c: &Call, cmd: u64, arg: u64) -> Outcome {
+    let mem = c.mem();
+    let put = |bytes: &[u8], len: usize| -> Outcome {
+        let mut buf = [0u8; 1024];
+        let n = bytes.len().min(len - 1);
+        buf[..n].copy_from_slice(&bytes[..n]);
+        mem.write_bytes(arg, &buf[..len]).map(|_| 0).into()
+    };
+    match cmd {
+        ver::XENVER_VERSION => Outcome::Return(((XEN_MAJOR << 16) | XEN_MINOR) as i64),
+        ver::XENVER_EXTRAVERSION => put(XEN_EXTRAVERSION, ver::XEN_EXTRAVERSION_LEN),
+        ver::XENVER_CAPABILITIES => put(b"xen-3.0-aarch64 xen-3.0-armv7l ", ver::XEN_CAPABILITIES_INFO_LEN),
+        ver::XENVER_CHANGESET => put(b"granite", 64),
+        ver::XENVER_COMPILE_INFO => {
+            // compiler[64] compile_by[16] compile_domain[32] compile_date[32]
+            let mut buf = [0u8; 144];
+            buf[..5].copy_from_slice(b"rustc");
+            buf[64..71].copy_from_slice(b"granite");
+            mem.write_bytes(arg, &buf).map(|_| 0).into()
+        }
+        ver::XENVER_PLATFORM_PARAMETERS => mem.write(arg, &0u64).map(|_| 0).into(),
+        ver::XENVER_PAGESIZE => Outcome::Return(4096),
+        ver::XENVER_GUEST_HANDLE => mem.write_bytes(arg, &[0u8; 16]).map(|_| 0).into(),
+        ver::XENVER_GET_FEATURES => {
+            let mut fi: xen_abi::XenFeatureInfo = match mem.read(arg) {
+                Ok(f) => f,
+                Err(e) => return Outcome::err(e),
+            };
+            fi.submap = if fi.submap_idx == 0 { features(c.d) } else { 0 };
+            mem.write(arg, &fi).map(|_| 0).into()
+        }
+        ver::XENVER_COMMANDLINE if !c.d.privileged => Outcome::err(Errno::EPERM),
+        ver::XENVER_COMMANDLINE => put(b"", ver::XEN_COMMANDLINE_LEN),
+        _ => Outcome::err(Errno::ENOSYS),
+    }
+}
+
+/// XENFEAT_* bits of submap 0 for an Arm domain.
+pub fn features(d: &Domain) -> u32 {
+    const WRITABLE_PAGE_TABLES: u32 = 0;
+    const AUTO_TRANSLATED_PHYSMAP: u32 = 2;
+    const DOM0: u32 = 11;
+    const MEMORY_OP_VNODE_SUPPORTED: u32 = 13;
+    const ARM_SMCCC_SUPPORTED: u32 = 14;
+    const DIRECT_MAPPED: u32 = 16;
+    const NOT_DIRECT_MAPPED: u32 = 17;
+    let mut f = (1 << WRITABLE_PAGE_TABLES)
+        | (1 << AUTO_TRANSLATED_PHYSMAP)
+        | (1 << MEMORY_OP_VNODE_SUPPORTED)
+        | (1 << ARM_SMCCC_SUPPORTED);
+    if d.id == 0 {
+        f |= 1 << DOM0;
+    }
+    f |= if d.direct_map { 1 << DIRECT_MAPPED } else { 1 << NOT_DIRECT_MAPPED };
+    f
+}
+
+fn console_io(c: &Call, cmd: u64, count: u64, buf: u64) -> Outcome {
+    match cmd {
+        xen_abi::console::CONSOLEIO_WRITE => {
+            let mut chunk = [0u8; 128];
+            let mut done = 0u64;
+            // Bounded per call like Xen's (which preempts); output beyond is dropped.
+            let count = count.min(16 * 1024);
+            while done < count {
+                let n = (count - done).min(chunk.len() as u64) as usize;
+                if let Err(e) = c.mem().read_bytes(buf + done, &mut chunk[..n]) {
+                    return Outcome::err(e);
+                }
+                (c.console)(&chunk[..n]);
+                done += n as u64;
+            }
+            Outcome::Return(0)
+        }
+        _ => Outcome::err(Errno::ENOSYS),
+    }
+}
+
+fn sched_op(c: &Call, cmd: u64, arg: u64) -> Outcome {
+    match cmd {
+        sched::SCHEDOP_YIELD | sched::SCHEDOP_BLOCK => Outcome::Return(0),
+        sched::SCHEDOP_SHUTDOWN => match c.mem().read::<xen_abi::SchedShutdown>(arg) {
+            Ok(s) => Outcome::Shutdown(s.reason),
+            Err(e) => Outcome::err(e),
+        },
+        _ => Outcome::err(Errno::ENOSYS),
+    }
+}

@@ -1,0 +1,483 @@
+//! The P2M: a domain's stage-2 translation from guest frames to machine frames.
+//!
+//! All changes happen under the P2M write lock through [`P2mWrite`]. The guard keeps the
+//! deferred work of removals (the TLB flush, the page references and table pages to drop) and
+//! performs it when it is dropped, *before* the lock is released, so no other CPU can observe a
+//! removed mapping through a stale TLB entry once the lock is free, and no page is freed
+//! while a TLB entry could still reach it.
+//!
+//! Dropping an entry (remove, replace, teardown) is the only place where a foreign mapping's
+//! page reference is released and where a xenheap page's stored GFN is cleared
+//! ([`P2mWrite::drop_leaf`]).
+
+pub mod config;
+pub mod pte;
+
+use crate::mm::Mm;
+use crate::mm::frame::{P2mLocked, P2mWriteLocked};
+use crate::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use crate::types::{DomId, Errno, Gfn, Mfn, PAGE_SHIFT, Result};
+pub use config::StageConfig;
+pub use pte::{P2mType, S2Pte};
+
+/// Entries in one 4 KiB table.
+const ENTRIES: u64 = 512;
+/// Block orders (in 4 KiB frames) of levels 1, 2 and 3.
+pub const ORDER_1G: u32 = 18;
+pub const ORDER_2M: u32 = 9;
+
+/// Result of a lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// The machine frame of the looked-up GFN (not the start of the block).
+    pub mfn: Mfn,
+    pub ty: P2mType,
+    /// Order of the block or page holding it: 0, 9 or 18.
+    pub order: u32,
+}
+
+/// Counters kept under the lock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct P2mStats {
+    /// Leaf entries per level (index = level).
+    pub leaves: [u64; 4],
+    /// Table pages in use, root excluded.
+    pub table_pages: u64,
+}
+
+pub struct P2mState {
+    need_flush: bool,
+    dying: bool,
+    destroyed: bool,
+    stats: P2mStats,
+    table_pages_limit: u64,
+}
+
+/// A domain's stage-2 tables.
+pub struct P2m {
+    owner: DomId,
+    vmid: u16,
+    cfg: StageConfig,
+    root: Mfn,
+    state: RwLock<P2mState>,
+}
+
+impl P2m {
+    /// New empty tables for `owner`. `table_pages_limit` bounds the intermediate table
+    /// pages a guest can make the hypervisor allocate (Xen's P2M pool, XSA-409).
+    pub fn new(mm: &Mm, owner: DomId, vmid: u16, cfg: StageConfig, table_pages_limit: u64) -> Result<P2m> {
+        let root = mm.alloc_xenheap_order(cfg.root_order)?;
+        mm.tlb.sync_pte_writes();
+        let p2m = P2m {
+            owner,
+            vmid,
+            cfg,
+            root,
+            state: RwLock::new(P2mState {
+                need_flush: false,
+                dying: false,
+                destroyed: false,
+                stats: P2mStats::default(),
+                table_pages_limit,
+            }),
+        };
+        // A recycled VMID may still have TLB entries: flush before first use.
+        mm.tlb.flush_guest_all(p2m.vttbr());
+        Ok(p2m)
+    }
+
+    pub fn owner(&self) -> DomId {
+        self.owner
+    }
+    pub fn vmid(&self) -> u16 {
+        self.vmid
+    }
+    pub fn config(&self) -> &StageConfig {
+        &self.cfg
+    }
+    /// VTTBR_EL2 value: root table address and VMID.
+    pub fn vttbr(&self) -> u64 {
+        self.root.addr() | ((self.vmid as u64) << 48)
+    }
+
+    pub fn read<'a>(&'a self, mm: &'a Mm) -> P2mRead<'a> {
+        P2mRead { p2m: self, mm, _st: self.state.read() }
+    }
+
+    pub fn write<'a>(&'a self, mm: &'a Mm) -> P2mWrite<'a> {
+        P2mWrite { p2m: self, mm, st: self.state.write(), deferred: Deferred::new() }
+    }
+
+    /// Is the write lock held by someone (diagnostics and tests)?
+    pub fn is_write_locked(&self) -> bool {
+        crate::sync::rwlock_is_write_locked(&self.state)
+    }
+
+    /// Free the root tables. The P2M must have been relinquished; a second call does nothing.
+    pub fn destroy(&self, mm: &Mm) {
+        {
+            let mut w = self.write(mm);
+            assert!(w.st.dying && w.st.stats == P2mStats::default(), "P2M destroyed before relinquish");
+            if core::mem::replace(&mut w.st.destroyed, true) {
+                return;
+            }
+        }
+        for i in 0..self.cfg.root_pages() {
+            mm.free_xenheap(self.root.add(i));
+        }
+    }
+
+    fn slot<'m>(&self, mm: &'m Mm, table: Mfn, index: u64) -> &'m core::sync::atomic::AtomicU64 {
+        mm.phys.atomic_u64(table.addr() + index * 8)
+    }
+
+    fn index(&self, gfn: u64, level: u32) -> u64 {
+        let i = gfn >> (9 * (3 - level));
+        if level == self.cfg.root_level { i } else { i & (ENTRIES - 1) }
+    }
+
+    fn lookup(&self, mm: &Mm, gfn: Gfn) -> Option<Mapping> {
+        if gfn.0 >= self.cfg.gfn_limit() {
+            return None;
+        }
+        let (mut table, mut level) = (self.root, self.cfg.root_level);
+        loop {
+            let pte = S2Pte::from_raw(self.slot(mm, table, self.index(gfn.0, level)).load(HwOrd::Acquire));
+            if !pte.is_valid() {
+                return None;
+            }
+            if pte.is_table(level) {
+                table = pte.mfn();
+                level += 1;
+                continue;
+            }
+            let order = 9 * (3 - level);
+            return Some(Mapping { mfn: pte.mfn().add(gfn.0 & ((1 << order) - 1)), ty: pte.p2m_type(), order });
+        }
+    }
+}
+
+use core::sync::atomic::Ordering as HwOrd;
+
+/// The P2M read lock: lookups only.
+pub struct P2mRead<'a> {
+    p2m: &'a P2m,
+    mm: &'a Mm,
+    _st: RwLockReadGuard<'a, P2mState>,
+}
+
+impl P2mRead<'_> {
+    pub fn lookup(&self, gfn: Gfn) -> Option<Mapping> {
+        self.p2m.lookup(self.mm, gfn)
+    }
+}
+
+impl P2mLocked for P2mRead<'_> {
+    fn p2m_owner(&self) -> DomId {
+        self.p2m.owner
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum DeferredOp {
+    PutPage(Mfn),
+    FreeTable(Mfn),
+}
+
+/// Work that must wait for the TLB flush.
+struct Deferred {
+    n: usize,
+    ops: [DeferredOp; 32],
+}
+
+impl Deferred {
+    fn new() -> Self {
+        Deferred { n: 0, ops: [DeferredOp::PutPage(Mfn(0)); 32] }
+    }
+}
+
+/// The P2M write lock. Dropping it flushes the TLB if a removal asked for it, then releases
+/// deferred page references and table pages, then unlocks.
+pub struct P2mWrite<'a> {
+    p2m: &'a P2m,
+    mm: &'a Mm,
+    st: RwLockWriteGuard<'a, P2mState>,
+    deferred: Deferred,
+}
+
+impl P2mLocked for P2mWrite<'_> {
+    fn p2m_owner(&self) -> DomId {
+        self.p2m.owner
+    }
+}
+impl P2mWriteLocked for P2mWrite<'_> {}
+
+impl Drop for P2mWrite<'_> {
+    fn drop(&mut self) {
+        // Runs before the fields (and so the lock guard) are dropped.
+        self.flush();
+    }
+}
+
+impl<'a> P2mWrite<'a> {
+    pub fn p2m(&self) -> &'a P2m {
+        self.p2m
+    }
+    pub fn mm(&self) -> &'a Mm {
+        self.mm
+    }
+
+    pub fn lookup(&self, gfn: Gfn) -> Option<Mapping> {
+        self.p2m.lookup(self.mm, gfn)
+    }
+
+    pub fn stats(&self) -> P2mStats {
+        self.st.stats
+    }
+
+    pub fn is_dying(&self) -> bool {
+        self.st.dying
+    }
+
+    /// Map `nr` frames from `mfn` at `gfn` with type `ty`, using 1 GiB / 2 MiB blocks where
+    /// both addresses and the remaining count are aligned (per-page types always use 4 KiB).
+    /// Whatever was mapped there is replaced (and dropped).
+    pub fn insert(&mut self, gfn: Gfn, nr: u64, mfn: Mfn, ty: P2mType) -> Result<()> {
+        assert!(ty != P2mType::Invalid, "insert of an invalid type");
+        if self.st.dying {
+            return Err(Errno::ENOMEM);
+        }
+        self.set_entry(gfn, nr, Some((mfn, ty)))
+    }
+
+    /// Unmap `nr` frames at `gfn` (nothing mapped is not an error).
+    pub fn remove(&mut self, gfn: Gfn, nr: u64) -> Result<()> {
+        self.set_entry(gfn, nr, None)
+    }
+
+    /// Remove the mapping of `gfn` if it is the expected frame (Xen's
+    /// `guest_physmap_remove_page`): a RAM, grant or foreign entry pointing elsewhere gives
+    /// `-EILSEQ` and nothing changes.
+    pub fn remove_checked(&mut self, gfn: Gfn, mfn: Mfn) -> Result<()> {
+        if let Some(m) = self.lookup(gfn) {
+            if m.ty.is_any_ram() && m.mfn != mfn {
+                return Err(Errno::EILSEQ);
+            }
+        }
+        self.remove(gfn, 1)
+    }
+
+    fn set_entry(&mut self, gfn: Gfn, nr: u64, new: Option<(Mfn, P2mType)>) -> Result<()> {
+        let limit = self.p2m.cfg.gfn_limit();
+        if nr == 0 {
+            return Ok(());
+        }
+        if gfn.0 >= limit || nr > limit - gfn.0 {
+            return Err(Errno::EINVAL);
+        }
+        if let Some((m, _)) = new {
+            if m.0.checked_add(nr).is_none_or(|e| e > 1 << 36) {
+                return Err(Errno::EINVAL);
+            }
+        }
+        let (mut g, mut left, mut cur) = (gfn.0, nr, new);
+        while left > 0 {
+            let mask = g | left | cur.map_or(0, |(m, _)| m.0);
+            let order = match cur {
+                Some((_, t)) if t.page_only() => 0,
+                _ if mask & ((1 << ORDER_1G) - 1) == 0 => ORDER_1G,
+                _ if mask & ((1 << ORDER_2M) - 1) == 0 => ORDER_2M,
+                _ => 0,
+            };
+            self.set_one(g, order, cur)?;
+            g += 1 << order;
+            left -= 1 << order;
+            if let Some((m, _)) = cur.as_mut() {
+                *m = m.add(1 << order);
+            }
+        }
+        Ok(())
+    }
+
+    fn set_one(&mut self, gfn: u64, order: u32, new: Option<(Mfn, P2mType)>) -> Result<()> {
+        let (p2m, mm) = (self.p2m, self.mm);
+        let target = 3 - order / 9;
+        let (mut table, mut level) = (p2m.root, p2m.cfg.root_level);
+        while level < target {
+            let slot = p2m.slot(mm, table, p2m.index(gfn, level));
+            let pte = S2Pte::from_raw(slot.load(HwOrd::Relaxed));
+            if !pte.is_valid() {
+                if new.is_none() {
+                    return Ok(()); // nothing mapped below
+                }
+                let t = self.alloc_table()?;
+                slot.store(S2Pte::table(t).raw(), HwOrd::Release);
+                table = t;
+            } else if pte.is_table(level) {
+                table = pte.mfn();
+            } else {
+                // A block above the target level: split it, break-before-make.
+                let t = self.alloc_table()?;
+                for i in 0..ENTRIES {
+                    p2m.slot(mm, t, i).store(pte.split_child(level, i).raw(), HwOrd::Relaxed);
+                }
+                slot.store(0, HwOrd::Release);
+                let block = 1u64 << (9 * (3 - level) + PAGE_SHIFT);
+                let base = (gfn << PAGE_SHIFT) & !(block - 1);
+                mm.tlb.flush_guest_range(p2m.vttbr(), base, block);
+                slot.store(S2Pte::table(t).raw(), HwOrd::Release);
+                mm.tlb.sync_pte_writes();
+                self.st.stats.leaves[level as usize] -= 1;
+                self.st.stats.leaves[level as usize + 1] += ENTRIES;
+                table = t;
+            }
+            level += 1;
+        }
+
+        let slot = p2m.slot(mm, table, p2m.index(gfn, level));
+        let old = S2Pte::from_raw(slot.load(HwOrd::Relaxed));
+        let pte = new.map_or(S2Pte::INVALID, |(m, t)| S2Pte::leaf(m, t, level));
+        // Re-inserting an identical entry changes nothing, except for foreign mappings: the
+        // caller took a page reference for the new entry, so the old one's must be dropped.
+        if old == pte && !old.p2m_type().is_foreign() {
+            return Ok(());
+        }
+        if old.is_valid() {
+            // Break before make.
+            slot.store(0, HwOrd::Release);
+            if new.is_some() {
+                mm.tlb.flush_guest_range(p2m.vttbr(), gfn << PAGE_SHIFT, 1 << (order + PAGE_SHIFT));
+            } else {
+                self.st.need_flush = true;
+            }
+            if old.is_table(level) {
+                self.free_subtree(old.mfn(), level + 1);
+            } else {
+                self.st.stats.leaves[level as usize] -= 1;
+                // A RAM page that stays mapped at the same GFN (e.g. rw -> ro) is not dropped.
+                let o = old.p2m_type();
+                let kept = new.is_some_and(|(m, t)| m == old.mfn() && t.is_ram() && o.is_ram());
+                if !kept {
+                    self.drop_leaf(old, level);
+                }
+            }
+        }
+        if pte.is_valid() {
+            slot.store(pte.raw(), HwOrd::Release);
+            mm.tlb.sync_pte_writes();
+            self.st.stats.leaves[level as usize] += 1;
+        }
+        Ok(())
+    }
+
+    /// An entry leaves the P2M: release what it held. The only place a xenheap page's stored
+    /// GFN is cleared, and where foreign mappings give back their page reference.
+    fn drop_leaf(&mut self, pte: S2Pte, level: u32) {
+        let (ty, mfn) = (pte.p2m_type(), pte.mfn());
+        if ty.is_foreign() {
+            debug_assert_eq!(level, 3, "foreign mappings are 4 KiB");
+            self.defer(DeferredOp::PutPage(mfn));
+        } else if ty.is_ram() && level == 3 && self.mm.frames.is_xen_heap(mfn) {
+            let frames = &self.mm.frames;
+            frames.set_xenheap_gfn(mfn, None, self);
+        }
+    }
+
+    /// Drop every entry below table `table` (at `level`) and free the table pages after the
+    /// next TLB flush.
+    fn free_subtree(&mut self, table: Mfn, level: u32) {
+        for i in 0..ENTRIES {
+            let pte = S2Pte::from_raw(self.p2m.slot(self.mm, table, i).load(HwOrd::Relaxed));
+            if !pte.is_valid() {
+                continue;
+            }
+            if pte.is_table(level) {
+                self.free_subtree(pte.mfn(), level + 1);
+            } else {
+                self.st.stats.leaves[level as usize] -= 1;
+                self.drop_leaf(pte, level);
+            }
+        }
+        self.st.stats.table_pages -= 1;
+        self.st.need_flush = true;
+        self.defer(DeferredOp::FreeTable(table));
+    }
+
+    fn alloc_table(&mut self) -> Result<Mfn> {
+        if self.st.stats.table_pages >= self.st.table_pages_limit {
+            return Err(Errno::ENOMEM);
+        }
+        let t = self.mm.alloc_xenheap()?;
+        // The zeroes must reach the walkers before the table is linked.
+        self.mm.tlb.sync_pte_writes();
+        self.st.stats.table_pages += 1;
+        Ok(t)
+    }
+
+    fn defer(&mut self, op: DeferredOp) {
+        if self.deferred.n == self.deferred.ops.len() {
+            self.flush();
+        }
+        self.deferred.ops[self.deferred.n] = op;
+        self.deferred.n += 1;
+    }
+
+    /// Perform the pending TLB flush, then the work that waited for it. Runs automatically
+    /// when the guard is dropped (still under the lock).
+    pub fn flush(&mut self) {
+        if self.st.need_flush || self.deferred.n != 0 {
+            self.mm.tlb.flush_guest_all(self.p2m.vttbr());
+            self.st.need_flush = false;
+        }
+        for i in 0..core::mem::replace(&mut self.deferred.n, 0) {
+            match self.deferred.ops[i] {
+                DeferredOp::PutPage(m) => self.mm.put_page(m),
+                DeferredOp::FreeTable(t) => self.mm.free_xenheap(t),
+            }
+        }
+    }
+
+    /// Domain teardown: refuse new mappings and drop every entry (clearing stored GFNs and
+    /// releasing foreign references) before the domain's pages are freed.
+    pub fn relinquish(&mut self) {
+        self.st.dying = true;
+        let (p2m, mm) = (self.p2m, self.mm);
+        let root_level = p2m.cfg.root_level;
+        for i in 0..ENTRIES * p2m.cfg.root_pages() {
+            let slot = p2m.slot(mm, p2m.root, i);
+            let pte = S2Pte::from_raw(slot.load(HwOrd::Relaxed));
+            if !pte.is_valid() {
+                continue;
+            }
+            slot.store(0, HwOrd::Release);
+            self.st.need_flush = true;
+            if pte.is_table(root_level) {
+                self.free_subtree(pte.mfn(), root_level + 1);
+            } else {
+                self.st.stats.leaves[root_level as usize] -= 1;
+                self.drop_leaf(pte, root_level);
+            }
+        }
+        self.flush();
+    }
+
+    /// Visit every leaf mapping: `(gfn, mapping)` with the mapping's base frame (audit).
+    pub fn for_each_leaf(&self, mut f: impl FnMut(Gfn, Mapping)) {
+        fn walk(w: &P2mWrite<'_>, table: Mfn, level: u32, base: u64, entries: u64, f: &mut dyn FnMut(Gfn, Mapping)) {
+            for i in 0..entries {
+                let pte = S2Pte::from_raw(w.p2m.slot(w.mm, table, i).load(HwOrd::Relaxed));
+                if !pte.is_valid() {
+                    continue;
+                }
+                let gfn = base + (i << (9 * (3 - level)));
+                if pte.is_table(level) {
+                    walk(w, pte.mfn(), level + 1, gfn, ENTRIES, f);
+                } else {
+                    f(Gfn(gfn), Mapping { mfn: pte.mfn(), ty: pte.p2m_type(), order: 9 * (3 - level) });
+                }
+            }
+        }
+        let p2m = self.p2m;
+        walk(self, p2m.root, p2m.cfg.root_level, 0, ENTRIES * p2m.cfg.root_pages(), &mut f);
+    }
+}

@@ -1,0 +1,173 @@
+//! A simulated machine for host tests, benchmarks, fuzzing and model checking: a RAM arena on
+//! the host heap, a frame table over it, and a hypervisor using them. The same core code runs
+//! as on the image; only the physical-memory offset and the TLB implementation differ.
+#![cfg(not(target_os = "none"))]
+
+use crate::hv::{Hypervisor, Options};
+use crate::mm::{FrameTable, Mm, PhysMap};
+use crate::p2m::StageConfig;
+use crate::tlb::TlbOps;
+use crate::types::{Mfn, PAGE_SIZE};
+use alloc::alloc::{Layout, alloc_zeroed, dealloc};
+use alloc::sync::Arc;
+
+/// Where the simulated RAM starts (1 GiB, like QEMU virt).
+pub const RAM_BASE_MFN: Mfn = Mfn(0x40000);
+
+struct Arena {
+    ptr: *mut u8,
+    layout: Layout,
+}
+// SAFETY: the arena is plain memory owned by the machine; access is synchronised by the core.
+unsafe impl Send for Arena {}
+// SAFETY: as above.
+unsafe impl Sync for Arena {}
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `HostMachine::new` with this layout.
+        unsafe { dealloc(self.ptr, self.layout) }
+    }
+}
+
+/// A hypervisor over `frames` simulated RAM frames, all given to its heap.
+pub struct HostMachine {
+    // Declared before the arena so that it is dropped first.
+    pub hv: Hypervisor,
+    _arena: Arena,
+}
+
+impl HostMachine {
+    pub fn new(frames: u64, ipa_bits: u32, tlb: Arc<dyn TlbOps>, opts: Options) -> Self {
+        let layout = Layout::from_size_align((frames * PAGE_SIZE) as usize, PAGE_SIZE as usize).unwrap();
+        // SAFETY: non-zero size.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        assert!(!ptr.is_null(), "arena allocation failed");
+        let first = RAM_BASE_MFN.addr();
+        // SAFETY: physical [first, first + size) is backed by the arena at `ptr`.
+        let phys = unsafe { PhysMap::new((ptr as usize).wrapping_sub(first as usize), first, first + frames * PAGE_SIZE) };
+        let mm = Mm::new(FrameTable::new(RAM_BASE_MFN, frames), phys, tlb);
+        mm.heap.add_range(&mm.frames, RAM_BASE_MFN, frames);
+        let stage = StageConfig::new(ipa_bits, ipa_bits, false).expect("unsupported IPA size");
+        HostMachine { hv: Hypervisor::new(mm, stage, opts), _arena: Arena { ptr, layout } }
+    }
+}
+
+use crate::domain::Domain;
+use crate::hypercall::{self, Call, IdentityVa, Outcome, Pod};
+use crate::types::{DomId, Gfn};
+use xen_abi::gnttab::*;
+use xen_abi::memory::*;
+use xen_abi::*;
+
+/// Guest RAM starts at this GFN in simulated guests (GUEST_RAM0_BASE).
+pub const GUEST_RAM_GFN: u64 = guest_layout::GUEST_RAM0_BASE >> 12;
+/// The guest's grant-table region (GUEST_GNTTAB_BASE).
+pub const GUEST_GNTTAB_GFN: u64 = guest_layout::GUEST_GNTTAB_BASE >> 12;
+
+/// A simulated guest: a domain with `pages` of RAM mapped at [`GUEST_RAM_GFN`], whose first
+/// two pages serve as hypercall argument buffers. Its hypercalls go through the real dispatch
+/// with a stage-1-off translation, exactly like a guest kernel running with its MMU off.
+pub struct Guest {
+    pub d: Arc<Domain>,
+    pub ram: Mfn,
+    pub pages: u64,
+}
+
+/// Guest-physical address of the argument area (RAM page 0 and 1).
+pub const ARG: u64 = GUEST_RAM_GFN << 12;
+/// A second area for arrays (RAM page 2 and 3).
+pub const ARRAY: u64 = ARG + 2 * PAGE_SIZE;
+
+impl Guest {
+    /// Create domain `id` with `2^order` RAM pages.
+    pub fn new(hv: &Hypervisor, id: DomId, order: u32) -> Guest {
+        let d = hv.create_domain(hv.domain_config(id)).expect("create domain");
+        let ram = hv.mm.alloc_domheap(id, order).expect("guest RAM");
+        d.p2m.write(&hv.mm).insert(Gfn(GUEST_RAM_GFN), 1 << order, ram, crate::p2m::P2mType::RamRw).expect("map RAM");
+        Guest { d, ram, pages: 1 << order }
+    }
+
+    /// Issue hypercall `op`, following continuations like a vCPU re-executing `HVC`.
+    pub fn hcall(&self, hv: &Hypervisor, op: u64, args: [u64; 5]) -> Outcome {
+        let mut a = args;
+        let console = |_: &[u8]| {};
+        let call = Call { hv, d: &self.d, va: &IdentityVa, console: &console };
+        for _ in 0..1_000_000 {
+            match hypercall::hypercall(&call, op, &mut a) {
+                Outcome::Continue => continue,
+                o => return o,
+            }
+        }
+        panic!("hypercall {op} never finished");
+    }
+
+    pub fn ret(&self, hv: &Hypervisor, op: u64, args: [u64; 5]) -> i64 {
+        match self.hcall(hv, op, args) {
+            Outcome::Return(r) => r,
+            o => panic!("unexpected outcome {o:?}"),
+        }
+    }
+
+    /// Write `v` at guest-physical `gpa` through the guest-memory accessor.
+    pub fn put<T: Pod>(&self, hv: &Hypervisor, gpa: u64, v: &T) {
+        hypercall::GuestMem::new(hv, &self.d, &IdentityVa).write(gpa, v).expect("guest write")
+    }
+    pub fn get<T: Pod>(&self, hv: &Hypervisor, gpa: u64) -> T {
+        hypercall::GuestMem::new(hv, &self.d, &IdentityVa).read(gpa).expect("guest read")
+    }
+
+    pub fn add_to_physmap(&self, hv: &Hypervisor, domid: DomId, space: u32, idx: u64, gfn: u64) -> i64 {
+        let x = XenAddToPhysmap { domid, size: 0, space, idx, gpfn: gfn };
+        self.put(hv, ARG, &x);
+        self.ret(hv, xen_abi::hypercall::MEMORY_OP, [XENMEM_ADD_TO_PHYSMAP, ARG, 0, 0, 0])
+    }
+    pub fn map_grant_frame(&self, hv: &Hypervisor, idx: u64, gfn: u64) -> i64 {
+        self.add_to_physmap(hv, DOMID_SELF, XENMAPSPACE_GRANT_TABLE, idx, gfn)
+    }
+    pub fn map_shared_info(&self, hv: &Hypervisor, gfn: u64) -> i64 {
+        self.add_to_physmap(hv, DOMID_SELF, XENMAPSPACE_SHARED_INFO, 0, gfn)
+    }
+    pub fn remove(&self, hv: &Hypervisor, domid: DomId, gfn: u64) -> i64 {
+        let x = XenRemoveFromPhysmap { domid, _pad: [0; 6], gpfn: gfn };
+        self.put(hv, ARG, &x);
+        self.ret(hv, xen_abi::hypercall::MEMORY_OP, [XENMEM_REMOVE_FROM_PHYSMAP, ARG, 0, 0, 0])
+    }
+    /// add_to_physmap_batch of `(idx, gfn)` pairs; returns the call's result and the
+    /// per-entry errors.
+    pub fn batch(&self, hv: &Hypervisor, domid: DomId, space: u16, foreign: u16, e: &[(u64, u64)]) -> (i64, alloc::vec::Vec<i32>) {
+        let n = e.len() as u64;
+        let (idxs, gpfns, errs) = (ARRAY, ARRAY + 8 * n, ARRAY + 16 * n);
+        for (i, &(idx, gfn)) in e.iter().enumerate() {
+            self.put(hv, idxs + 8 * i as u64, &idx);
+            self.put(hv, gpfns + 8 * i as u64, &gfn);
+            self.put(hv, errs + 4 * i as u64, &0x5a5a_5a5au32);
+        }
+        let b = XenAddToPhysmapBatch { domid, space, size: n as u16, u: foreign, idxs, gpfns, errs };
+        self.put(hv, ARG, &b);
+        let r = self.ret(hv, xen_abi::hypercall::MEMORY_OP, [XENMEM_ADD_TO_PHYSMAP_BATCH, ARG, 0, 0, 0]);
+        (r, (0..n).map(|i| self.get::<i32>(hv, errs + 4 * i)).collect())
+    }
+    /// GNTTABOP_query_size: (rc, status, nr_frames, max_nr_frames).
+    pub fn query_size(&self, hv: &Hypervisor, dom: DomId) -> (i64, i16, u32, u32) {
+        self.put(hv, ARG, &GnttabQuerySize { dom, status: 99, ..Default::default() });
+        let r = self.ret(hv, xen_abi::hypercall::GRANT_TABLE_OP, [GNTTABOP_QUERY_SIZE, ARG, 1, 0, 0]);
+        let q: GnttabQuerySize = self.get(hv, ARG);
+        (r, q.status, q.nr_frames, q.max_nr_frames)
+    }
+    /// GNTTABOP_setup_table: (rc, status, frame list).
+    pub fn setup_table(&self, hv: &Hypervisor, dom: DomId, nr: u32) -> (i64, i16, alloc::vec::Vec<u64>) {
+        self.put(hv, ARG, &GnttabSetupTable { dom, nr_frames: nr, status: 99, frame_list: ARRAY, ..Default::default() });
+        let r = self.ret(hv, xen_abi::hypercall::GRANT_TABLE_OP, [GNTTABOP_SETUP_TABLE, ARG, 1, 0, 0]);
+        let s: GnttabSetupTable = self.get(hv, ARG);
+        let list = if s.status == GNTST_OKAY { (0..nr as u64).map(|i| self.get(hv, ARRAY + 8 * i)).collect() } else { alloc::vec![] };
+        (r, s.status, list)
+    }
+    /// Machine frame behind a GFN of this guest, if mapped.
+    pub fn lookup(&self, hv: &Hypervisor, gfn: u64) -> Option<crate::p2m::Mapping> {
+        self.d.p2m.read(&hv.mm).lookup(Gfn(gfn))
+    }
+    /// Write v1 grant entry `gref` through the guest's own mapping of grant frame 0.
+    pub fn grant_frame_mfn(&self, idx: usize) -> Mfn {
+        self.d.grant.read().frame(idx).expect("grant frame")
+    }
+}
