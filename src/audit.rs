@@ -75,7 +75,13 @@ pub fn audit(hv: &Hypervisor) -> AuditReport {
                                 v(format!("d{}: xenheap frame {:#x} inside a block mapping", d.id, mfn.0));
                             }
                             if let Some(prev) = xen_mapped.insert(mfn.0, Gfn(gfn.0 + i)) {
-                                v(format!("d{}: xenheap frame {:#x} mapped twice ({:#x}, {:#x})", d.id, mfn.0, prev.0, gfn.0 + i));
+                                v(format!(
+                                    "d{}: xenheap frame {:#x} mapped twice ({:#x}, {:#x})",
+                                    d.id,
+                                    mfn.0,
+                                    prev.0,
+                                    gfn.0 + i
+                                ));
                             }
                         }
                     }
@@ -142,7 +148,13 @@ pub fn audit(hv: &Hypervisor) -> AuditReport {
         let c = pg.count_info();
         let want = (c & PGC_ALLOCATED != 0) as u64 + extra.remove(&mfn.0).unwrap_or(0);
         if pg.refcount() != want {
-            v(format!("frame {:#x} (owner d{}): refcount {} expected {}", mfn.0, pg.owner().unwrap(), pg.refcount(), want));
+            v(format!(
+                "frame {:#x} (owner d{}): refcount {} expected {}",
+                mfn.0,
+                pg.owner().unwrap(),
+                pg.refcount(),
+                want
+            ));
         }
         let o = owned.entry(pg.owner().unwrap()).or_default();
         if pg.is_xen_heap() { o.1 += 1 } else { o.0 += 1 }
@@ -157,6 +169,9 @@ pub fn audit(hv: &Hypervisor) -> AuditReport {
         if (dh, xh) != (adh, axh) {
             v(format!("d{}: accounting says {adh}+{axh} pages, frame table has {dh}+{xh}", d.id));
         }
+    }
+    if let Err(e) = mm.heap.check(ft) {
+        v(format!("page allocator: {e}"));
     }
     let stale = mm.audit.stale_gfn_frees.load(Ordering::Acquire);
     if stale != 0 {

@@ -172,11 +172,12 @@ impl Hypervisor {
             return;
         }
         for d in self.domains() {
-            if d.state() == DomainState::Dying && self.mm.pages_of(d.id).domheap.load(Ordering::Acquire) == 0 {
-                if d.transition(DomainState::Dying, DomainState::Dead) {
-                    d.grant.destroy(&self.mm);
-                    self.mm.put_alloc_ref(d.shared_info);
-                }
+            if d.state() == DomainState::Dying
+                && self.mm.pages_of(d.id).domheap.load(Ordering::Acquire) == 0
+                && d.transition(DomainState::Dying, DomainState::Dead)
+            {
+                d.grant.destroy(&self.mm);
+                self.mm.put_alloc_ref(d.shared_info);
             }
             if d.state() == DomainState::Dead && self.mm.pages_of(d.id).total() == 0 {
                 let mut t = self.domains.write();

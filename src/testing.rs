@@ -44,7 +44,8 @@ impl HostMachine {
         assert!(!ptr.is_null(), "arena allocation failed");
         let first = RAM_BASE_MFN.addr();
         // SAFETY: physical [first, first + size) is backed by the arena at `ptr`.
-        let phys = unsafe { PhysMap::new((ptr as usize).wrapping_sub(first as usize), first, first + frames * PAGE_SIZE) };
+        let phys =
+            unsafe { PhysMap::new((ptr as usize).wrapping_sub(first as usize), first, first + frames * PAGE_SIZE) };
         let mm = Mm::new(FrameTable::new(RAM_BASE_MFN, frames), phys, tlb);
         mm.heap.add_range(&mm.frames, RAM_BASE_MFN, frames);
         let stage = StageConfig::new(ipa_bits, ipa_bits, false).expect("unsupported IPA size");
@@ -134,7 +135,14 @@ impl Guest {
     }
     /// add_to_physmap_batch of `(idx, gfn)` pairs; returns the call's result and the
     /// per-entry errors.
-    pub fn batch(&self, hv: &Hypervisor, domid: DomId, space: u16, foreign: u16, e: &[(u64, u64)]) -> (i64, alloc::vec::Vec<i32>) {
+    pub fn batch(
+        &self,
+        hv: &Hypervisor,
+        domid: DomId,
+        space: u16,
+        foreign: u16,
+        e: &[(u64, u64)],
+    ) -> (i64, alloc::vec::Vec<i32>) {
         let n = e.len() as u64;
         let (idxs, gpfns, errs) = (ARRAY, ARRAY + 8 * n, ARRAY + 16 * n);
         for (i, &(idx, gfn)) in e.iter().enumerate() {
@@ -156,10 +164,18 @@ impl Guest {
     }
     /// GNTTABOP_setup_table: (rc, status, frame list).
     pub fn setup_table(&self, hv: &Hypervisor, dom: DomId, nr: u32) -> (i64, i16, alloc::vec::Vec<u64>) {
-        self.put(hv, ARG, &GnttabSetupTable { dom, nr_frames: nr, status: 99, frame_list: ARRAY, ..Default::default() });
+        self.put(
+            hv,
+            ARG,
+            &GnttabSetupTable { dom, nr_frames: nr, status: 99, frame_list: ARRAY, ..Default::default() },
+        );
         let r = self.ret(hv, xen_abi::hypercall::GRANT_TABLE_OP, [GNTTABOP_SETUP_TABLE, ARG, 1, 0, 0]);
         let s: GnttabSetupTable = self.get(hv, ARG);
-        let list = if s.status == GNTST_OKAY { (0..nr as u64).map(|i| self.get(hv, ARRAY + 8 * i)).collect() } else { alloc::vec![] };
+        let list = if s.status == GNTST_OKAY {
+            (0..nr as u64).map(|i| self.get(hv, ARRAY + 8 * i)).collect()
+        } else {
+            alloc::vec![]
+        };
         (r, s.status, list)
     }
     /// Machine frame behind a GFN of this guest, if mapped.
@@ -169,5 +185,78 @@ impl Guest {
     /// Write v1 grant entry `gref` through the guest's own mapping of grant frame 0.
     pub fn grant_frame_mfn(&self, idx: usize) -> Mfn {
         self.d.grant.read().frame(idx).expect("grant frame")
+    }
+}
+
+/// A hash of everything a hypercall could change, for "state unchanged" checks: every P2M
+/// leaf, every grant table's size and pinned entries, every maptrack, every frame's
+/// `count_info` and `type_info`, the heap's free count.
+pub fn fingerprint(hv: &Hypervisor) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut f = |v: u64| {
+        for b in v.to_le_bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    for d in hv.domains() {
+        f(d.id as u64);
+        d.p2m
+            .write(&hv.mm)
+            .for_each_leaf(|g, m| [g.0, m.mfn.0, m.ty as u64, m.order as u64].into_iter().for_each(&mut f));
+        let st = d.grant.read();
+        f(st.nr_frames() as u64);
+        for (i, a) in st.active_entries().iter().enumerate().filter(|(_, a)| a.pin != 0) {
+            [i as u64, a.pin as u64, a.domid as u64, a.mfn.0].into_iter().for_each(&mut f);
+        }
+        drop(st);
+        for (hd, e) in d.grant.maptrack().in_use() {
+            [hd as u64, e.flags as u64, e.domid as u64, e.gref as u64].into_iter().for_each(&mut f);
+        }
+    }
+    for p in hv.mm.frames.iter() {
+        f(p.count_info());
+        f(p.type_info());
+    }
+    f(hv.mm.heap.free_frames());
+    h
+}
+
+impl Guest {
+    /// Write v1 grant entry `gref` into this guest's shared grant frames (as the guest would
+    /// through its mapping of them).
+    pub fn write_grant(&self, hv: &Hypervisor, gref: u32, flags: u16, domid: DomId, frame: u32) {
+        let st = self.d.grant.read();
+        let a = st.entry_addr(gref).expect("grant ref within the table");
+        let e = GrantEntryV1 { flags, domid, frame };
+        // SAFETY: GrantEntryV1 is plain data of 8 bytes.
+        let bytes: [u8; 8] = unsafe { core::mem::transmute(e) };
+        hv.mm.phys.write(a, &bytes);
+    }
+    pub fn read_grant(&self, hv: &Hypervisor, gref: u32) -> GrantEntryV1 {
+        let st = self.d.grant.read();
+        let mut b = [0u8; 8];
+        hv.mm.phys.read(st.entry_addr(gref).unwrap(), &mut b);
+        // SAFETY: GrantEntryV1 is plain data of 8 bytes.
+        unsafe { core::mem::transmute(b) }
+    }
+    /// GNTTABOP_map_grant_ref: the op as written back.
+    pub fn map_grant(&self, hv: &Hypervisor, dom: DomId, gref: u32, flags: u32, host_addr: u64) -> GnttabMapGrantRef {
+        let op = GnttabMapGrantRef { host_addr, flags, ref_: gref, dom, status: 99, handle: 0xdead, dev_bus_addr: 0 };
+        self.put(hv, ARG, &op);
+        assert_eq!(self.ret(hv, xen_abi::hypercall::GRANT_TABLE_OP, [GNTTABOP_MAP_GRANT_REF, ARG, 1, 0, 0]), 0);
+        self.get(hv, ARG)
+    }
+    /// GNTTABOP_unmap_grant_ref: the status.
+    pub fn unmap_grant(&self, hv: &Hypervisor, handle: u32, host_addr: u64) -> i16 {
+        let op = GnttabUnmapGrantRef { host_addr, dev_bus_addr: 0, handle, status: 99, _pad: 0 };
+        self.put(hv, ARG, &op);
+        assert_eq!(self.ret(hv, xen_abi::hypercall::GRANT_TABLE_OP, [GNTTABOP_UNMAP_GRANT_REF, ARG, 1, 0, 0]), 0);
+        self.get::<GnttabUnmapGrantRef>(hv, ARG).status
+    }
+    /// GNTTABOP_copy of one op: the status.
+    pub fn grant_copy(&self, hv: &Hypervisor, op: GnttabCopy) -> i16 {
+        self.put(hv, ARG, &op);
+        assert_eq!(self.ret(hv, xen_abi::hypercall::GRANT_TABLE_OP, [GNTTABOP_COPY, ARG, 1, 0, 0]), 0);
+        self.get::<GnttabCopy>(hv, ARG).status
     }
 }

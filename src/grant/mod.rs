@@ -171,6 +171,9 @@ impl GrantTable {
     /// P2M entry and then drops the guard (XSA-486: the lock covers the whole operation).
     pub fn map_frame_begin(&self, mm: &Mm, idx: u64) -> Result<(RwLockWriteGuard<'_, GtState>, Mfn)> {
         let mut st = self.state.write();
+        if st.destroyed {
+            return Err(Errno::EINVAL);
+        }
         // v1 has no status frames: an index with XENMAPIDX_grant_table_status set is simply
         // out of range.
         if idx >= self.max_frames as u64 {
@@ -238,7 +241,14 @@ impl GrantTable {
 /// Set `GTF_reading` (and `GTF_writing` unless `readonly`) in shared entry `gref` of `rd`,
 /// checking the entry grants access to `ldom` (Xen's `_set_status_v1`). `pinned` says the
 /// active entry is already pinned, in which case the type and domid were checked before.
-pub fn set_status(mm: &Mm, st: &GtState, gref: u32, ldom: DomId, readonly: bool, pinned: bool) -> core::result::Result<(), i16> {
+pub fn set_status(
+    mm: &Mm,
+    st: &GtState,
+    gref: u32,
+    ldom: DomId,
+    readonly: bool,
+    pinned: bool,
+) -> core::result::Result<(), i16> {
     let addr = st.entry_addr(gref).ok_or(GNTST_GENERAL_ERROR)?;
     // flags (u16) and domid (u16) are updated together as one 32-bit word.
     let word = mm.phys.atomic_u32(addr);

@@ -5,7 +5,9 @@
 
 use super::{Call, Outcome};
 use crate::domain::Domain;
-use crate::grant::{self, GNTPIN_DEVW_MASK, GNTPIN_HSTR_INC, GNTPIN_HSTW_INC, GNTPIN_HSTW_MASK, GNTPIN_OVERFLOW, MaptrackEntry};
+use crate::grant::{
+    self, GNTPIN_DEVW_MASK, GNTPIN_HSTR_INC, GNTPIN_HSTW_INC, GNTPIN_HSTW_MASK, GNTPIN_OVERFLOW, MaptrackEntry,
+};
 use crate::hv::Hypervisor;
 use crate::p2m::P2mType;
 use crate::types::{DomId, Errno, Gfn, Mfn, PAGE_SIZE};
@@ -249,7 +251,14 @@ fn get_paged_frame(hv: &Hypervisor, rd: &Domain, gfn: u64, readonly: bool) -> Re
     Ok(m.mfn)
 }
 
-fn unmap_grant_ref(hv: &Hypervisor, ld: &Arc<Domain>, host_addr: u64, new_addr: u64, dev_bus_addr: u64, handle: u32) -> i16 {
+fn unmap_grant_ref(
+    hv: &Hypervisor,
+    ld: &Arc<Domain>,
+    host_addr: u64,
+    new_addr: u64,
+    dev_bus_addr: u64,
+    handle: u32,
+) -> i16 {
     let Some(e) = ld.grant.maptrack().get(handle) else { return GNTST_BAD_HANDLE };
     let Some(rd) = hv.domain_any_state(e.domid) else { return GNTST_BAD_DOMAIN };
     let mm = &hv.mm;
@@ -307,6 +316,7 @@ fn setup_table(c: &Call, uop: u64) -> crate::types::Result<()> {
             return Err(GNTST_GENERAL_ERROR);
         }
         let mut st = d.grant.write();
+        // (grow refuses a table destroyed by a concurrent teardown)
         d.grant.grow(&c.hv.mm, &mut st, op.nr_frames).map_err(|_| GNTST_GENERAL_ERROR)?;
         // The stored GFN of each frame, read under the domain's P2M lock (grant -> P2M).
         let p2m = d.p2m.read(&c.hv.mm);

@@ -159,6 +159,11 @@ pub fn add_to_physmap_one(
 pub fn map_xenheap_frame(hv: &Hypervisor, d: &Domain, mfn: Mfn, gfn: Gfn) -> Result<()> {
     let frames = &hv.mm.frames;
     let mut p2m = d.p2m.write(&hv.mm);
+    // Teardown marks the P2M dying under this lock before any of the domain's pages is
+    // freed: past this check the frame is alive until we unlock.
+    if p2m.is_dying() {
+        return Err(Errno::ENOMEM);
+    }
     if frames.xenheap_gfn(mfn, &p2m).is_some() {
         return Err(Errno::EBUSY);
     }

@@ -239,9 +239,7 @@ impl FrameTable {
             }
             None => PGT_INVALID_XENHEAP_GFN,
         };
-        let _ = p.type_info.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-            Some((t & !PGT_GFN_MASK) | bits)
-        });
+        let _ = p.type_info.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| Some((t & !PGT_GFN_MASK) | bits));
     }
 
     /// The stored GFN without any lock: only for the audit and diagnostics, which must not
@@ -351,10 +349,7 @@ impl FrameTable {
 
     fn put_result(now: u64) -> Put {
         if now & PGC_COUNT_MASK == 0 {
-            Put::Last {
-                owner: ((now & OWNER_MASK) >> OWNER_SHIFT) as DomId,
-                xen_heap: now & PGC_XEN_HEAP != 0,
-            }
+            Put::Last { owner: ((now & OWNER_MASK) >> OWNER_SHIFT) as DomId, xen_heap: now & PGC_XEN_HEAP != 0 }
         } else {
             Put::Alive
         }
@@ -397,10 +392,7 @@ impl FrameTable {
         debug_assert!(prev <= LINK_MASK && order < 64);
         let p = self.pg(mfn);
         p.type_info.store(next, Ordering::Relaxed);
-        p.count_info.store(
-            FrameState::FreeHead.bits() | ((order as u64) << ORDER_SHIFT) | prev,
-            Ordering::Release,
-        );
+        p.count_info.store(FrameState::FreeHead.bits() | ((order as u64) << ORDER_SHIFT) | prev, Ordering::Release);
     }
     pub(crate) fn free_links(&self, mfn: Mfn) -> (u64, u64) {
         let p = self.pg(mfn);

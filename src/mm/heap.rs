@@ -102,7 +102,11 @@ impl Heap {
     fn free_locked(b: &mut Buddy, ft: &FrameTable, mfn: Mfn, order: u32) {
         b.free_frames += 1 << order;
         let (mut m, mut order) = (mfn, order);
-        Self::mark_tails(ft, m, order);
+        // Every frame of the block, its head included, becomes a tail; the head of the
+        // final (possibly merged) block is set by `push`.
+        for f in 0..(1u64 << order) {
+            ft.set_free_tail(m.add(f));
+        }
         while order < MAX_ORDER {
             let buddy = Mfn(m.0 ^ (1 << order));
             if ft.free_head_order(buddy) != Some(order) {
@@ -113,14 +117,45 @@ impl Heap {
             m = Mfn(m.0.min(buddy.0));
             order += 1;
         }
-        ft.set_free_tail(m);
         Self::push(b, ft, m, order);
     }
 
-    fn mark_tails(ft: &FrameTable, m: Mfn, order: u32) {
-        for f in 1..(1u64 << order) {
-            ft.set_free_tail(m.add(f));
+    /// Check the free lists against the frame table: every listed block is a free head of its
+    /// order whose other frames are free tails, the lists add up to the free count, and no
+    /// frame outside a listed block is marked free. Returns a description of the first fault.
+    pub fn check(&self, ft: &FrameTable) -> Result<(), alloc::string::String> {
+        use alloc::format;
+        let b = self.inner.lock();
+        let mut listed = 0u64;
+        let mut in_blocks = alloc::collections::BTreeSet::new();
+        for (order, &head) in b.heads.iter().enumerate() {
+            let mut link = head;
+            while let Some(m) = ft.mfn_of_link(link) {
+                if ft.free_head_order(m) != Some(order as u32) {
+                    return Err(format!("listed block {:#x} is not a free head of order {order}", m.0));
+                }
+                if m.0 % (1 << order) != 0 {
+                    return Err(format!("block {:#x} of order {order} misaligned", m.0));
+                }
+                for f in 1..(1u64 << order) {
+                    if ft.page(m.add(f)).map(|p| p.state()) != Some(FrameState::FreeTail) {
+                        return Err(format!("frame {:#x} inside free block {:#x} is not a tail", m.0 + f, m.0));
+                    }
+                }
+                in_blocks.insert(m.0);
+                listed += 1 << order;
+                link = ft.free_links(m).1;
+            }
         }
+        if listed != b.free_frames {
+            return Err(format!("lists hold {listed} frames, counter says {}", b.free_frames));
+        }
+        let marked =
+            ft.iter().filter(|p| matches!(p.state(), FrameState::FreeHead | FrameState::FreeTail)).count() as u64;
+        if marked != listed {
+            return Err(format!("{marked} frames marked free, {listed} listed"));
+        }
+        Ok(())
     }
 
     fn push(b: &mut Buddy, ft: &FrameTable, m: Mfn, order: u32) {
@@ -167,10 +202,28 @@ mod tests {
         ft.put_alloc_ref(a);
         h.free(&ft, a, 0);
         assert_eq!(h.free_frames(), 1024);
+        h.check(&ft).unwrap();
         // everything merged back: a 1024-frame request... order 10 fits exactly
         let all = h.alloc(&ft, 10, 1, false).unwrap();
         assert_eq!(all, Mfn(0x1000));
         assert!(h.alloc(&ft, 0, 1, false).is_none());
+    }
+
+    #[test]
+    fn freeing_in_any_order_keeps_the_lists_consistent() {
+        let ft = FrameTable::new(Mfn(0x40000), 64);
+        let h = Heap::new();
+        h.add_range(&ft, Mfn(0x40000), 64);
+        let pages: std::vec::Vec<Mfn> = (0..64).map(|_| h.alloc(&ft, 0, 1, false).unwrap()).collect();
+        h.check(&ft).unwrap();
+        // free even ones, then odd ones backwards: each odd frame merges into a lower buddy
+        for m in pages.iter().filter(|m| m.0 % 2 == 0).chain(pages.iter().filter(|m| m.0 % 2 == 1).rev()) {
+            ft.put_alloc_ref(*m);
+            h.free(&ft, *m, 0);
+            h.check(&ft).unwrap();
+        }
+        assert_eq!(h.free_frames(), 64);
+        assert_eq!(h.alloc(&ft, 6, 1, false), Some(Mfn(0x40000)), "fully merged");
     }
 
     #[test]

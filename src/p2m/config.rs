@@ -48,7 +48,7 @@ impl StageConfig {
         let row = ROWS.iter().rev().find(|r| r.pa_bits <= limit)?;
         let mut vtcr = (1 << 31)        // RES1
             | (row.ps << 16)            // PS
-            | (0 << 14)                 // TG0 = 4 KiB
+            // TG0 (bits 15:14) = 0b00: 4 KiB granule
             | (3 << 12)                 // SH0 inner shareable
             | (1 << 10)                 // ORGN0 WB-WA
             | (1 << 8)                  // IRGN0 WB-WA

@@ -239,8 +239,9 @@ impl<'a> P2mWrite<'a> {
         self.st.dying
     }
 
-    /// Map `nr` frames from `mfn` at `gfn` with type `ty`, using 1 GiB / 2 MiB blocks where
-    /// both addresses and the remaining count are aligned (per-page types always use 4 KiB).
+    /// Map `nr` frames from `mfn` at `gfn` with type `ty`, using 1 GiB / 2 MiB blocks wherever
+    /// both addresses are aligned and the block fits in what remains (per-page types always
+    /// use 4 KiB).
     /// Whatever was mapped there is replaced (and dropped).
     pub fn insert(&mut self, gfn: Gfn, nr: u64, mfn: Mfn, ty: P2mType) -> Result<()> {
         assert!(ty != P2mType::Invalid, "insert of an invalid type");
@@ -259,10 +260,11 @@ impl<'a> P2mWrite<'a> {
     /// `guest_physmap_remove_page`): a RAM, grant or foreign entry pointing elsewhere gives
     /// `-EILSEQ` and nothing changes.
     pub fn remove_checked(&mut self, gfn: Gfn, mfn: Mfn) -> Result<()> {
-        if let Some(m) = self.lookup(gfn) {
-            if m.ty.is_any_ram() && m.mfn != mfn {
-                return Err(Errno::EILSEQ);
-            }
+        if let Some(m) = self.lookup(gfn)
+            && m.ty.is_any_ram()
+            && m.mfn != mfn
+        {
+            return Err(Errno::EILSEQ);
         }
         self.remove(gfn, 1)
     }
@@ -275,18 +277,20 @@ impl<'a> P2mWrite<'a> {
         if gfn.0 >= limit || nr > limit - gfn.0 {
             return Err(Errno::EINVAL);
         }
-        if let Some((m, _)) = new {
-            if m.0.checked_add(nr).is_none_or(|e| e > 1 << 36) {
-                return Err(Errno::EINVAL);
-            }
+        if let Some((m, _)) = new
+            && m.0.checked_add(nr).is_none_or(|e| e > 1 << 36)
+        {
+            return Err(Errno::EINVAL);
         }
         let (mut g, mut left, mut cur) = (gfn.0, nr, new);
         while left > 0 {
-            let mask = g | left | cur.map_or(0, |(m, _)| m.0);
+            // The largest block both addresses are aligned to and that still fits.
+            let align = g | cur.map_or(0, |(m, _)| m.0);
+            let fits = |o: u32| align & ((1 << o) - 1) == 0 && left >= 1 << o;
             let order = match cur {
                 Some((_, t)) if t.page_only() => 0,
-                _ if mask & ((1 << ORDER_1G) - 1) == 0 => ORDER_1G,
-                _ if mask & ((1 << ORDER_2M) - 1) == 0 => ORDER_2M,
+                _ if fits(ORDER_1G) => ORDER_1G,
+                _ if fits(ORDER_2M) => ORDER_2M,
                 _ => 0,
             };
             self.set_one(g, order, cur)?;

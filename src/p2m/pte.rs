@@ -144,9 +144,7 @@ impl S2Pte {
 
     /// A descriptor pointing at the next-level table `next`.
     pub fn table(next: Mfn) -> Self {
-        S2Pte(LocalRegisterCopy::new(
-            (S2_DESC::VALID::SET + S2_DESC::TABLE::SET + S2_DESC::OA.val(next.0)).value,
-        ))
+        S2Pte(LocalRegisterCopy::new((S2_DESC::VALID::SET + S2_DESC::TABLE::SET + S2_DESC::OA.val(next.0)).value))
     }
 
     /// A leaf (block at levels 1-2, page at level 3) mapping `mfn` with type `ty`, with the
