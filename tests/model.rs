@@ -181,7 +181,11 @@ impl World {
                 let space = if shared { XENMAPSPACE_SHARED_INFO } else { XENMAPSPACE_GRANT_TABLE } as u16;
                 let e: Vec<(u64, u64)> = entries.iter().map(|&(i, g)| (i, pool[g])).collect();
                 let (rc, errs) = self.g[dom].batch(hv, DOMID_SELF, space, 0, &e);
-                prop_assert_eq!(rc, 0);
+                // INVALID_GFN ends the call with -EINVAL (Xen 4.17); what came before is done.
+                let stop = e.iter().position(|&(_, g)| g == u64::MAX).unwrap_or(e.len());
+                prop_assert_eq!(rc, if stop < e.len() { -EINVAL } else { 0 });
+                let e = &e[..stop];
+                let errs = &errs[..stop];
                 let want: Vec<i32> = e
                     .iter()
                     .map(|&(idx, gfn)| match shared {

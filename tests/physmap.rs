@@ -155,11 +155,17 @@ fn setup_table_reports_the_stored_gfn_or_invalid() {
 fn batch_reports_per_entry_errors() {
     let (m, g) = setup(Options { max_grant_frames: 4, ..Options::default() });
     let hv = &m.hv;
-    let entries = [(0, G1), (0, G2), (1, G2), (9, G2 + 1), (2, 1 << 40), (2, u64::MAX), (3, G2 + 2)];
+    let entries = [(0, G1), (0, G2), (1, G2), (9, G2 + 1), (2, 1 << 40), (2, u64::MAX - 1), (3, G2 + 2)];
     let (rc, errs) = g.batch(hv, DOMID_SELF, XENMAPSPACE_GRANT_TABLE as u16, 0, &entries);
     assert_eq!(rc, 0);
     assert_eq!(errs, vec![0, -EBUSY as i32, 0, -EINVAL as i32, -EINVAL as i32, -EINVAL as i32, 0]);
     assert_eq!(g.lookup(hv, G2 + 2).unwrap().mfn, g.grant_frame_mfn(3));
+    // INVALID_GFN ends the whole call (Xen 4.17): earlier entries done, that one and the
+    // rest left unwritten.
+    let (rc, errs) = g.batch(hv, DOMID_SELF, XENMAPSPACE_SHARED_INFO as u16, 0, &[(0, 0x7_0000), (0, u64::MAX), (0, 0x7_0001)]);
+    assert_eq!(rc, -EINVAL);
+    assert_eq!(errs, vec![0, 0x5a5a_5a5a, 0x5a5a_5a5a]);
+    assert_eq!(g.remove(hv, DOMID_SELF, 0x7_0000), 0);
     let (rc, _) = g.batch(hv, DOMID_SELF, XENMAPSPACE_GMFN_RANGE as u16, 0, &[(0, G1)]);
     assert_eq!(rc, -EOPNOTSUPP);
     let (rc, _) = g.batch(hv, DOMID_SELF, XENMAPSPACE_GRANT_TABLE as u16, 0, &[]);

@@ -114,6 +114,9 @@ pub const DOMID_IDLE: DomId = 0x7FFF;
 
 /// `xen_pfn_t` on arm64.
 pub type XenPfn = u64;
+/// `INVALID_GFN` (`~0UL`): what `GNTTABOP_setup_table` reports for a grant frame that is not
+/// mapped, and a GFN `XENMEM_add_to_physmap{,_batch}` refuses with -EINVAL.
+pub const INVALID_GFN: XenPfn = !0;
 /// `xen_ulong_t` on arm64.
 pub type XenUlong = u64;
 /// `XEN_GUEST_HANDLE(T)` inside a structure: a guest virtual address, 8 bytes, 8-aligned.

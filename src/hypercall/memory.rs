@@ -101,6 +101,10 @@ fn add_to_physmap_batch(c: &Call, start: u64, arg: u64) -> Result<Option<u64>> {
     while i < size {
         let idx: u64 = mem.read_elem(b.idxs, i)?;
         let gpfn: u64 = mem.read_elem(b.gpfns, i)?;
+        // Xen 4.17 ends the whole call here, leaving this entry's error unwritten.
+        if gpfn == u64::MAX {
+            return Err(Errno::EINVAL);
+        }
         let rc = match add_to_physmap_one(c.hv, c.d, &d, b.space as u32, foreign, idx, Gfn(gpfn)) {
             Ok(()) => 0i32,
             Err(e) => e.ret() as i32,

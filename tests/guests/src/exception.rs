@@ -1,0 +1,172 @@
+//! Synchronous exceptions taken by the guest itself (VBAR_EL1), and fault probes.
+//!
+//! [`probe_read`] / [`probe_write`] do one 64-bit access from a known instruction (in
+//! `start.rs`). If that instruction takes a data abort, the handler resumes at a fixup that
+//! makes the probe return `Err(Fault)` with the syndrome, instead of crashing. The probes are
+//! out-of-line functions, so the handler only has to preserve what a function call preserves
+//! (the Rust handler keeps the callee-saved registers; the frame restores x30 and SP).
+//!
+//! Any other exception is unexpected: it is decoded, reported as a failed run, and the guest
+//! powers off.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Registers saved by the vector code; the layout is fixed by `start.rs`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct ExceptionFrame {
+    pub x: [u64; 31],
+    pub elr: u64,
+    pub spsr: u64,
+    pub esr: u64,
+    pub far: u64,
+    /// SP before the exception.
+    pub sp: u64,
+}
+const _: () = assert!(core::mem::size_of::<ExceptionFrame>() == 288);
+
+/// A data abort caught by a probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub esr: u64,
+    pub far: u64,
+}
+
+impl Fault {
+    /// Exception class (ESR_EL1.EC).
+    pub fn ec(&self) -> u64 {
+        self.esr >> 26
+    }
+    /// Data fault status code (ESR_EL1.ISS.DFSC) for data aborts.
+    pub fn dfsc(&self) -> u64 {
+        self.esr & 0x3f
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "fault esr={:#x} ({}, {}) far={:#x}", self.esr, ec_name(self.ec()), dfsc_name(self.dfsc()), self.far)
+    }
+}
+
+/// Exception class names for messages.
+pub fn ec_name(ec: u64) -> &'static str {
+    match ec {
+        0x00 => "unknown",
+        0x01 => "wfi/wfe",
+        0x07 => "fp/simd access",
+        0x0e => "illegal execution state",
+        0x15 => "svc",
+        0x16 => "hvc",
+        0x17 => "smc",
+        0x18 => "msr/mrs trap",
+        0x20 => "instruction abort from lower EL",
+        0x21 => "instruction abort",
+        0x22 => "pc alignment",
+        0x24 => "data abort from lower EL",
+        0x25 => "data abort",
+        0x26 => "sp alignment",
+        0x2f => "serror",
+        0x3c => "brk",
+        _ => "?",
+    }
+}
+
+/// Fault status code names (DFSC/IFSC) for messages.
+pub fn dfsc_name(fsc: u64) -> &'static str {
+    match fsc {
+        0x00..=0x03 => "address size fault",
+        0x04..=0x07 => "translation fault",
+        0x08..=0x0b => "access flag fault",
+        0x0c..=0x0f => "permission fault",
+        0x10 => "synchronous external abort",
+        0x14..=0x17 => "external abort on table walk",
+        0x21 => "alignment fault",
+        0x30 => "tlb conflict",
+        _ => "?",
+    }
+}
+
+static LAST_ESR: AtomicU64 = AtomicU64::new(0);
+static LAST_FAR: AtomicU64 = AtomicU64::new(0);
+
+#[repr(C)]
+struct ProbeRet {
+    value: u64,
+    faulted: u64,
+}
+
+unsafe extern "C" {
+    fn __granite_probe_ld64(addr: u64) -> ProbeRet;
+    fn __granite_probe_st64(addr: u64, value: u64) -> ProbeRet;
+    static __granite_probe_ld64_insn: u8;
+    static __granite_probe_st64_insn: u8;
+    static __granite_probe_fixup: u8;
+}
+
+fn probe_result(r: ProbeRet) -> Result<u64, Fault> {
+    if r.faulted == 0 {
+        Ok(r.value)
+    } else {
+        Err(Fault { esr: LAST_ESR.load(Ordering::Relaxed), far: LAST_FAR.load(Ordering::Relaxed) })
+    }
+}
+
+/// Reads the 64-bit word at `addr`, returning the data abort instead of crashing on one.
+pub fn probe_read(addr: u64) -> Result<u64, Fault> {
+    // SAFETY: a load from an arbitrary address either returns data or takes a data abort,
+    // which the handler turns into the fixup path; memory is not modified.
+    probe_result(unsafe { __granite_probe_ld64(addr) })
+}
+
+/// Writes `value` to the 64-bit word at `addr`, returning the data abort instead of crashing.
+///
+/// # Safety
+/// If the store succeeds it changes memory: `addr` must not be anything Rust code relies on.
+pub unsafe fn probe_write(addr: u64, value: u64) -> Result<(), Fault> {
+    // SAFETY: the caller vouches for the target; a faulting store goes to the fixup path.
+    probe_result(unsafe { __granite_probe_st64(addr, value) }).map(|_| ())
+}
+
+const KIND_NAMES: [&str; 4] = ["synchronous", "irq", "fiq", "serror"];
+const ORIGIN_NAMES: [&str; 4] = ["EL1t", "EL1h", "EL0/64", "EL0/32"];
+
+/// Called by the vector code with the saved frame and the vector index (0..16).
+pub extern "C" fn handle(frame: &mut ExceptionFrame, kind: u64) {
+    let ec = frame.esr >> 26;
+    let is_sync_abort = kind == 4 && (ec == 0x25 || ec == 0x24);
+    if is_sync_abort {
+        let addr = |s: &u8| s as *const u8 as u64;
+        // SAFETY: only the addresses of the assembly labels are taken.
+        let (ld, st, fixup) = unsafe {
+            (addr(&__granite_probe_ld64_insn), addr(&__granite_probe_st64_insn), addr(&__granite_probe_fixup))
+        };
+        if frame.elr == ld || frame.elr == st {
+            LAST_ESR.store(frame.esr, Ordering::Relaxed);
+            LAST_FAR.store(frame.far, Ordering::Relaxed);
+            frame.elr = fixup;
+            return;
+        }
+    }
+    crate::println!(
+        "[granite] unexpected {} exception from {}: ESR={:#x} (EC {:#x} {}, ISS {:#x}{}{}) ELR={:#x} FAR={:#x} SPSR={:#x} SP={:#x} LR={:#x}",
+        KIND_NAMES[(kind & 3) as usize],
+        ORIGIN_NAMES[(kind >> 2) as usize & 3],
+        frame.esr,
+        ec,
+        ec_name(ec),
+        frame.esr & 0x1ff_ffff,
+        if matches!(ec, 0x20 | 0x21 | 0x24 | 0x25) { ", " } else { "" },
+        if matches!(ec, 0x20 | 0x21 | 0x24 | 0x25) { dfsc_name(frame.esr & 0x3f) } else { "" },
+        frame.elr,
+        frame.far,
+        frame.spsr,
+        frame.sp,
+        frame.x[30],
+    );
+    crate::report::fatal(format_args!(
+        "unexpected exception ESR={:#x} ELR={:#x} FAR={:#x}",
+        frame.esr, frame.elr, frame.far
+    ));
+}
