@@ -22,7 +22,7 @@ fi
 fetch() { # fetch <package-name> <dest-dir>
     local pkg=$1 dest=$2
     [ -d "$dest" ] && return 0
-    local tmp; tmp=$(mktemp -d)
+    local tmp; tmp=$(mktemp -d); chmod 777 "$tmp"  # apt downloads as the _apt user
     (cd "$tmp" && apt-get download -qq "$pkg:arm64" >/dev/null)
     mkdir -p "$dest.part"
     dpkg -x "$tmp"/*.deb "$dest.part"

@@ -1,11 +1,35 @@
 #!/usr/bin/env bash
-# Runs every test: host unit/integration/property tests of the portable core, then the loom
-# model checking of the lock protocol.
+# README command 2: every test, each bounded in time.
+#   1. host tests of the portable core (unit, integration, model-based property tests)
+#   2. model checking of the lock protocol (loom)
+#   3. boot tests of the EL2 image under QEMU (scripts/boot-smoke.sh)
+#   4. the smoke guest as dom0 on granite, and the same guest under the same QEMU command on
+#      real Xen 4.17 (Debian's package): both must pass every scenario
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+step() { printf '\n==== %s\n' "$*"; }
+
+step "setup (QEMU 10, Rust target, Xen 4.17 and Pi 4 payloads)"
 bash scripts/install-deps.sh
-echo "== host tests (cargo test)"
+bash scripts/fetch-payloads.sh xen linux
+
+step "host tests (cargo test)"
 cargo test --workspace --exclude granite-guests
-echo "== model checking of the lock protocol (loom)"
+
+step "model checking of the lock protocol (loom)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --test loom -- --nocapture --test-threads 1
+
+step "build the EL2 image and the test guests"
+bash scripts/build.sh
+
+step "boot tests under QEMU"
+SKIP_BUILD=1 bash scripts/boot-smoke.sh
+
+step "conformance: the smoke guest as dom0 on granite"
+HV=target/images/granite.bin NO_BUILD=1 TIMEOUT=60 bash scripts/xen-conformance.sh
+
+step "conformance: the same guest and QEMU command on Xen 4.17"
+NO_BUILD=1 TIMEOUT=120 bash scripts/xen-conformance.sh
+
+step "all tests passed"

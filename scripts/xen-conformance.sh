@@ -3,7 +3,8 @@
 # the guest's verdict lines. By default the hypervisor is the reference, Debian's Xen 4.17
 # (fetched by scripts/fetch-payloads.sh), and the guest is target/images/smoke.img.
 #
-# Passes (exit 0) only if the console log has "[granite-test] ALL PASSED", no
+# Passes (exit 0) only if the console log has "[granite-test] ALL PASSED" (optionally after the
+# "(d0) " prefix a hypervisor may put on guest output), no
 # "[granite-test] FAIL" line, and QEMU exited with status 0 (the guest's poweroff).
 #
 # Environment (all optional):
@@ -54,21 +55,21 @@ timeout "$TIMEOUT" qemu-system-aarch64 \
     ${QEMU_EXTRA:-} </dev/null >"$LOG" 2>&1
 qemu_rc=$?
 
-grep -aE '^\[granite-test\] (PASS|FAIL|SUMMARY|ALL PASSED)' "$LOG" | tr -d '\r'
+grep -aE '^(\(d[0-9]+\) )?\[granite-test\] (PASS|FAIL|SUMMARY|ALL PASSED)' "$LOG" | tr -d '\r'
 ok=1
 if [ "$qemu_rc" != 0 ]; then
     [ "$qemu_rc" = 124 ] && echo "[conformance] QEMU timed out after ${TIMEOUT}s" \
         || echo "[conformance] QEMU exited with status $qemu_rc"
     ok=0
 fi
-grep -aq '^\[granite-test\] FAIL' "$LOG" && ok=0
-grep -aq '^\[granite-test\] ALL PASSED' "$LOG" || { echo "[conformance] no ALL PASSED line"; ok=0; }
+grep -aEq '^(\(d[0-9]+\) )?\[granite-test\] FAIL' "$LOG" && ok=0
+grep -aEq '^(\(d[0-9]+\) )?\[granite-test\] ALL PASSED' "$LOG" || { echo "[conformance] no ALL PASSED line"; ok=0; }
 if [ "$ok" = 1 ]; then
     echo "[conformance] OK"
     exit 0
 fi
 echo "[conformance] FAILED; every mismatch, then the tail of $LOG:"
-grep -a '^\[granite-test\] mismatch' "$LOG" | head -n 60 | tr -d '\r'
+grep -aE '^(\(d[0-9]+\) )?\[granite-test\] mismatch' "$LOG" | head -n 60 | tr -d '\r'
 echo "..."
 tail -n 15 "$LOG" | tr -d '\r'
 exit 1

@@ -15,8 +15,13 @@
 
 extern crate alloc;
 
+#[cfg(target_arch = "aarch64")]
+pub mod arch;
 pub mod audit;
+pub mod bootmem;
+pub mod dom0;
 pub mod domain;
+pub mod dt;
 pub mod grant;
 pub mod hv;
 pub mod hypercall;
@@ -24,7 +29,9 @@ pub mod mm;
 pub mod p2m;
 pub mod sync;
 pub mod tlb;
+pub mod trap;
 pub mod types;
+pub mod vpsci;
 
 pub mod testing;
 

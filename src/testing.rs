@@ -38,6 +38,18 @@ pub struct HostMachine {
 
 impl HostMachine {
     pub fn new(frames: u64, ipa_bits: u32, tlb: Arc<dyn TlbOps>, opts: Options) -> Self {
+        Self::with_boot_plan(frames, ipa_bits, tlb, opts, |_| {})
+    }
+
+    /// Like `new`, but the RAM first goes through a boot-memory plan that `carve` may reserve
+    /// and carve from (as the image's boot does for dom0) before the rest reaches the heap.
+    pub fn with_boot_plan(
+        frames: u64,
+        ipa_bits: u32,
+        tlb: Arc<dyn TlbOps>,
+        opts: Options,
+        carve: impl FnOnce(&mut crate::bootmem::BootMem),
+    ) -> Self {
         let layout = Layout::from_size_align((frames * PAGE_SIZE) as usize, PAGE_SIZE as usize).unwrap();
         // SAFETY: non-zero size.
         let ptr = unsafe { alloc_zeroed(layout) };
@@ -47,7 +59,11 @@ impl HostMachine {
         let phys =
             unsafe { PhysMap::new((ptr as usize).wrapping_sub(first as usize), first, first + frames * PAGE_SIZE) };
         let mm = Mm::new(FrameTable::new(RAM_BASE_MFN, frames), phys, tlb);
-        mm.heap.add_range(&mm.frames, RAM_BASE_MFN, frames);
+        let mut plan = crate::bootmem::BootMem::new(&[crate::dt::Region::new(first, frames * PAGE_SIZE)]).unwrap();
+        carve(&mut plan);
+        for r in plan.into_heap().iter() {
+            mm.heap.add_range(&mm.frames, r.first_mfn(), r.frames());
+        }
         let stage = StageConfig::new(ipa_bits, ipa_bits, false).expect("unsupported IPA size");
         HostMachine { hv: Hypervisor::new(mm, stage, opts), _arena: Arena { ptr, layout } }
     }

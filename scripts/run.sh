@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# README command 1: install what is missing, build granite and the smoke test guest, and boot
+# them under QEMU virt exactly as Xen 4.17 is booted (-kernel + a guest-loader dom0 module).
+# The console shows the hypervisor's boot log, the guest's scenario lines and its summary; the
+# guest then powers the machine off. Exit status: QEMU's (0 after a clean poweroff).
+#
+# Environment: GUEST (default smoke), GUEST_ARGS, CMDLINE (hypervisor command line), SMP,
+# TIMEOUT (seconds, default 120).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+bash scripts/install-deps.sh >/dev/null
+bash scripts/build.sh
+GUEST=${GUEST:-smoke}
+export CMDLINE=${CMDLINE:-"dom0_mem=128M loglvl=info console=dtuart dtuart=/pl011@9000000"}
+export TIMEOUT=${TIMEOUT:-120}
+exec bash boards/qemu-virt/run.sh -smp "${SMP:-2}" \
+    -device "guest-loader,addr=0x49000000,kernel=target/images/$GUEST.img,bootargs=${GUEST_ARGS:-console=hvc0}"

@@ -1,0 +1,649 @@
+//! The boot sequence of the boot CPU, and the global state it leaves behind.
+//!
+//! 1. **MMU off** (Device-memory semantics: aligned accesses only, no exclusives, so no locks
+//!    and no atomic read-modify-writes): install the vectors, parse the device tree and the
+//!    command line, find the console (`dtuart=` > `/chosen/stdout-path` > first PL011) and
+//!    the PSCI conduit; if not at EL2, say so and power off; build the EL2 identity map.
+//! 2. **MMU and caches on**: logger, boot log, boot-memory plan (image, DTB, modules,
+//!    reserved ranges kept out), frame table, Rust heap arena, [`Mm`], the page allocator gets
+//!    the rest, VTCR_EL2, the [`Hypervisor`].
+//! 3. Dom0: its RAM is carved before the page allocator gets the rest; once the hypervisor
+//!    exists dom0 is built ([`crate::dom0`]) and its vCPU 0 entered ([`super::guest`]).
+//!
+//! Afterwards [`hypervisor`], [`platform`] and [`options`] give access to what was built.
+
+use super::exceptions;
+use super::mmu::{Kind, MapError, Stage1};
+use super::{allocator, console, logger, psci, tlb::El2Tlb};
+use crate::bootmem::{BootMem, Range};
+use crate::dt::cmdline::{BootOptions, ExitMethod};
+use crate::dt::{Conduit, DeviceTree, GicVersion, ModuleKind, Platform, Region, Uart};
+use crate::early_println;
+use crate::hv::Hypervisor;
+use crate::mm::{FrameTable, Mm, PageInfo, PhysMap};
+use crate::p2m::{StageConfig, config::parange_bits};
+use crate::tlb::TlbOps;
+use crate::types::{Mfn, PAGE_SIZE};
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{
+    CNTFRQ_EL0, CurrentEL, HCR_EL2, ID_AA64MMFR0_EL1, ID_AA64MMFR1_EL1, MIDR_EL1, MPIDR_EL1, Readable, VTCR_EL2,
+    VTTBR_EL2, Writeable,
+};
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
+use log::{debug, info, warn};
+
+// ---- image layout ----------------------------------------------------------------------------
+
+unsafe extern "C" {
+    static __image_start: u8;
+    static __text_end: u8;
+    static __rodata_start: u8;
+    static __rodata_end: u8;
+    static __data_start: u8;
+    static __image_end: u8;
+    static __boot_stack_bottom: u8;
+    static __boot_stack_top: u8;
+}
+
+/// Where the image's parts are at run time (linker-script symbols, relocated).
+#[derive(Clone, Copy, Debug)]
+pub struct Image {
+    pub start: u64,
+    pub text_end: u64,
+    pub rodata_start: u64,
+    pub rodata_end: u64,
+    pub data_start: u64,
+    pub end: u64,
+    pub stack_bottom: u64,
+    pub stack_top: u64,
+}
+
+impl Image {
+    pub fn current() -> Image {
+        // Only the addresses of the linker-script symbols are taken, never their contents.
+        Image {
+            start: &raw const __image_start as u64,
+            text_end: &raw const __text_end as u64,
+            rodata_start: &raw const __rodata_start as u64,
+            rodata_end: &raw const __rodata_end as u64,
+            data_start: &raw const __data_start as u64,
+            end: &raw const __image_end as u64,
+            stack_bottom: &raw const __boot_stack_bottom as u64,
+            stack_top: &raw const __boot_stack_top as u64,
+        }
+    }
+    pub fn size(&self) -> u64 {
+        self.end - self.start
+    }
+}
+
+static IMAGE_START: AtomicU64 = AtomicU64::new(0);
+static IMAGE_END: AtomicU64 = AtomicU64::new(0);
+static STACK_BOTTOM: AtomicU64 = AtomicU64::new(0);
+static STACK_TOP: AtomicU64 = AtomicU64::new(0);
+
+/// `addr`'s offset in the image, which is its link address (the image is linked at 0):
+/// `addr2line -e target/aarch64-unknown-none/release/granite <offset>`.
+pub fn image_offset(addr: u64) -> Option<u64> {
+    let (s, e) = (IMAGE_START.load(Ordering::Relaxed), IMAGE_END.load(Ordering::Relaxed));
+    (s != 0 && addr >= s && addr < e).then(|| addr - s)
+}
+
+/// The boot CPU's stack `[bottom, top)`.
+pub fn boot_stack() -> (u64, u64) {
+    (STACK_BOTTOM.load(Ordering::Relaxed), STACK_TOP.load(Ordering::Relaxed))
+}
+
+// ---- global state ----------------------------------------------------------------------------
+
+static PLATFORM: spin::Once<Platform<'static>> = spin::Once::new();
+static OPTIONS: spin::Once<BootOptions<'static>> = spin::Once::new();
+static HYPERVISOR: spin::Once<Hypervisor> = spin::Once::new();
+static DTB: spin::Once<Region> = spin::Once::new();
+
+/// The hypervisor context (frame table, page allocator, stage-2 configuration, domains).
+/// Panics if called before boot built it.
+pub fn hypervisor() -> &'static Hypervisor {
+    HYPERVISOR.get().expect("hypervisor used before boot built it")
+}
+/// What the device tree describes.
+pub fn platform() -> &'static Platform<'static> {
+    PLATFORM.get().expect("platform used before boot parsed it")
+}
+/// The parsed command line.
+pub fn options() -> &'static BootOptions<'static> {
+    OPTIONS.get().expect("options used before boot parsed them")
+}
+/// Where the boot DTB is (kept out of the page allocator, for dom0's DT later).
+pub fn dtb() -> Region {
+    *DTB.get().expect("dtb used before boot")
+}
+
+// ---- MMU-off phase ---------------------------------------------------------------------------
+
+/// The DTB the boot loader passed, if `pa` points at a plausible one.
+fn dtb_slice(pa: u64) -> Option<&'static mut [u8]> {
+    if pa == 0 || !pa.is_multiple_of(8) {
+        return None;
+    }
+    // SAFETY: the boot protocol says x0 is the DTB's physical address; with the MMU off every
+    // physical address is accessible. We read the 8-byte header first, then its totalsize.
+    let header = unsafe { core::slice::from_raw_parts(pa as *const u8, 8) };
+    let size = DeviceTree::header_size(header)?;
+    if !(40..=16 << 20).contains(&size) {
+        return None;
+    }
+    // SAFETY: as above; the loader placed `size` bytes of DTB there, they are ours, and they
+    // stay reserved (boot memory keeps them out of every allocator) while the hypervisor runs.
+    // This is the only reference to them.
+    Some(unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, size) })
+}
+
+/// The console: `dtuart=` if given, else `/chosen/stdout-path`, else the first PL011. Also
+/// returns a note to log once logging works, if the preferred choice was unusable.
+fn select_console<'a>(
+    dt: &DeviceTree<'a>,
+    p: &Platform<'a>,
+    o: &BootOptions<'a>,
+) -> (Option<Uart<'a>>, Option<&'static str>) {
+    let mut note = None;
+    if let Some(spec) = o.dtuart {
+        match dt.resolve_uart(spec) {
+            Ok(u) if u.pl011 => return (Some(u), None),
+            Ok(_) => note = Some("dtuart= names a UART that is not a PL011; ignored"),
+            Err(_) => note = Some("dtuart= names no usable device-tree node; ignored"),
+        }
+    }
+    match p.stdout {
+        Some(u) if u.pl011 => return (Some(u), note),
+        Some(_) => note = note.or(Some("stdout-path names a UART that is not a PL011; using the first PL011")),
+        None if p.chosen.stdout_path.is_some() => note = note.or(Some("stdout-path unusable; using the first PL011")),
+        None => {}
+    }
+    (dt.first_pl011(), note)
+}
+
+fn halt() -> ! {
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}
+
+fn el_name(el: u64) -> &'static str {
+    ["EL0", "EL1", "EL2", "EL3"][el as usize & 3]
+}
+
+/// Why the EL2 map could not be built.
+enum MapFailure {
+    /// Mapping this failed.
+    Map(&'static str, MapError),
+    /// The RAM banks minus the image and `no-map` regions did not fit the range planner.
+    Ram(crate::bootmem::BootMemError),
+}
+
+impl core::fmt::Display for MapFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MapFailure::Map(what, e) => write!(f, "{what}: {e:?}"),
+            MapFailure::Ram(e) => write!(f, "RAM banks: {e}"),
+        }
+    }
+}
+
+/// Build the EL2 identity map (MMU still off).
+fn build_map(img: &Image, dtb: Region, p: &Platform, uart: Option<&Uart>) -> Result<Stage1, MapFailure> {
+    use MapFailure::{Map, Ram};
+    let mut s1 = Stage1::new();
+    s1.map(img.start, img.text_end - img.start, Kind::Text).map_err(|e| Map("image text", e))?;
+    s1.map(img.rodata_start, img.rodata_end - img.rodata_start, Kind::ReadOnly).map_err(|e| Map("image rodata", e))?;
+    s1.map(img.data_start, img.end - img.data_start, Kind::ReadWrite).map_err(|e| Map("image data", e))?;
+    // RAM (rounded inwards to pages) minus the image, mapped above with its own permissions,
+    // and minus `/reserved-memory` regions marked `no-map` (firmware memory that must not
+    // even be reached speculatively). The boot-memory planner does the range arithmetic.
+    let mut ram = BootMem::new(&p.memory).map_err(Ram)?;
+    let mut hole = |base, size| ram.reserve(base, size, "not mapped").map_err(Ram);
+    hole(img.start, img.size())?;
+    for r in p.reserved_memory.iter().filter(|r| r.no_map) {
+        hole(r.region.base, r.region.size)?;
+    }
+    for r in ram.free() {
+        s1.map(r.start, r.len(), Kind::ReadWrite).map_err(|e| Map("RAM", e))?;
+    }
+    if !p.memory.iter().any(|b| b.contains(dtb.base) && b.contains(dtb.end() - 1)) {
+        s1.map(dtb.base, dtb.size, Kind::ReadOnly).map_err(|e| Map("device tree", e))?;
+    }
+    if let Some(u) = uart {
+        s1.map(u.base, u.size.max(console::PL011_SIZE), Kind::Device).map_err(|e| Map("console UART", e))?;
+    }
+    if let Some(g) = &p.gic {
+        s1.map(g.dist.base, g.dist.size, Kind::Device).map_err(|e| Map("GIC distributor", e))?;
+        for r in g.redist.iter() {
+            s1.map(r.base, r.size, Kind::Device).map_err(|e| Map("GIC redistributors", e))?;
+        }
+        for r in [g.cpu_if, g.hyp_if].into_iter().flatten() {
+            s1.map(r.base, r.size, Kind::Device).map_err(|e| Map("GIC CPU/hyp interface", e))?;
+        }
+    }
+    Ok(s1)
+}
+
+/// The boot CPU's Rust entry (from `boot.rs`): relocated, `.bss` zeroed, MMU off.
+pub fn boot(dtb_pa: u64, load: u64) -> ! {
+    let img = Image::current();
+    IMAGE_START.store(img.start, Ordering::Relaxed);
+    IMAGE_END.store(img.end, Ordering::Relaxed);
+    STACK_BOTTOM.store(img.stack_bottom, Ordering::Relaxed);
+    STACK_TOP.store(img.stack_top, Ordering::Relaxed);
+    debug_assert_eq!(load, img.start);
+
+    let el = CurrentEL.read(CurrentEL::EL);
+    if el == 2 {
+        exceptions::install();
+        // EL1 is AArch64; nothing trapped or virtualised yet; no guest VMID loaded.
+        HCR_EL2.write(HCR_EL2::RW::EL1IsAarch64);
+        VTTBR_EL2.set(0);
+        barrier::isb(barrier::SY);
+    }
+
+    // Without a device tree there is no console to complain on and no PSCI to power off
+    // with: nothing better to do than stop.
+    let Some(blob) = dtb_slice(dtb_pa) else { halt() };
+    // libfdt edits (QEMU's -dtb fixups, boot loaders) leave NOPs the `fdt` crate cannot walk.
+    let Ok(nops) = DeviceTree::remove_nops(blob) else { halt() };
+    let blob: &'static [u8] = blob;
+    let Ok(dt) = DeviceTree::new(blob) else { halt() };
+    let plat = dt.parse();
+    let opts = BootOptions::parse(plat.chosen.bootargs.unwrap_or(""));
+    // At EL2 an HVC would trap to ourselves: only SMC reaches the firmware.
+    let conduit = plat.psci.map(|p| p.conduit).filter(|&c| el != 2 || c == Conduit::Smc);
+    psci::set_conduit(conduit);
+    psci::use_semihosting_exit(opts.exit == ExitMethod::Semihosting);
+    let (uart, console_note) = select_console(&dt, &plat, &opts);
+    if let Some(u) = &uart {
+        console::set_base(u.base);
+    }
+
+    if el == 3 {
+        early_println!(
+            "\ngranite: entered at EL3 (no firmware below us), but a hypervisor runs at EL2.\n\
+             granite: boot it from firmware that drops to EL2; halting."
+        );
+        halt();
+    }
+    if el != 2 {
+        early_println!(
+            "\ngranite: entered at {} with the device tree at {dtb_pa:#x}, but a hypervisor needs EL2.\n\
+             granite: boot it at EL2 (QEMU: -M virt,virtualization=on; firmware: do not drop to EL1).\n\
+             granite: powering off via PSCI ({}).",
+            el_name(el),
+            plat.psci.map_or("no /psci node: cannot", |p| p.conduit.name())
+        );
+        psci::power_off(psci::exit_code::WRONG_EL);
+    }
+    if plat.memory.is_empty() {
+        early_println!("\ngranite: the device tree describes no RAM (no usable /memory node); powering off.");
+        psci::power_off(psci::exit_code::BAD_PLATFORM);
+    }
+
+    let dtb = Region::new(dtb_pa, blob.len() as u64);
+    let s1 = match build_map(&img, dtb, &plat, uart.as_ref()) {
+        Ok(s) => s,
+        Err(e) => {
+            early_println!("\ngranite: cannot build the EL2 memory map ({e}); powering off.");
+            psci::power_off(psci::exit_code::BAD_PLATFORM);
+        }
+    };
+    // SAFETY: the map covers the image (code, data, this stack) with its permissions, all RAM,
+    // the DTB and the devices used from now on, all at VA == PA; the MMU is off. The image
+    // (relocated, .bss, stack) and the DTB (NOPs removed) were written with the MMU off.
+    unsafe { s1.activate(&[(img.start, img.end), (dtb.base, dtb.end())]) };
+
+    // ---- MMU and caches on: locks and atomics work from here ----
+    let plat = *PLATFORM.call_once(|| plat);
+    let opts = *OPTIONS.call_once(|| opts);
+    DTB.call_once(|| dtb);
+    logger::init(opts.loglvl.filter());
+    boot_log(&img, &dt, &plat, &opts, uart.as_ref(), console_note, &s1);
+    if nops > 0 {
+        debug!("device tree: {nops} NOP tokens removed");
+    }
+
+    let (mm, mut plan) = init_memory(&img, dtb, &plat);
+    // Dom0's RAM is carved before the page allocator gets the rest.
+    let dom0_plan = plan_dom0(&img, &plat, &opts, &mut plan);
+    give_to_heap(&mm, plan);
+
+    let stage = init_stage2();
+    let hv = HYPERVISOR.call_once(|| Hypervisor::new(mm, stage, opts.hv_options()));
+    info!(
+        "Hypervisor ready: {} MiB in the page allocator, grant frames max {}, maptrack frames max {}, audit {}",
+        (hv.mm.heap.free_frames() * PAGE_SIZE) >> 20,
+        hv.opts.max_grant_frames,
+        hv.opts.max_maptrack_frames,
+        if hv.opts.audit { "on" } else { "off" }
+    );
+
+    if let Some(name) = opts.selftest {
+        super::selftest::run(name, hv);
+    }
+
+    let (k, plan) = dom0_plan.unwrap_or_else(|e| dom0_failed(&e));
+    let initrd = plat.module(ModuleKind::Ramdisk).map(|m| module_bytes(m.region));
+    let cmdline = k.bootargs.or(plat.chosen.dom0_bootargs).unwrap_or("");
+    let iomem = dom0_iomem(&plat, uart.as_ref(), hv.stage.ipa_bits);
+    let d0 = crate::dom0::build(hv, &plat, &plan, module_bytes(k.region), initrd, cmdline, &iomem)
+        .unwrap_or_else(|e| dom0_failed(&e));
+    super::guest::start_dom0(d0)
+}
+
+fn dom0_failed(e: &dyn core::fmt::Display) -> ! {
+    log::error!("granite: cannot build dom0: {e}");
+    log::error!("granite: powering off");
+    psci::power_off(psci::exit_code::DOM0_FAILED)
+}
+
+/// The bytes of a boot module (identity-mapped RAM, kept out of every allocator).
+fn module_bytes(r: Region) -> &'static [u8] {
+    // SAFETY: boot modules are in RAM, mapped read-write at VA == PA, reserved in boot memory
+    // so nothing else ever writes them; we only read them.
+    unsafe { core::slice::from_raw_parts(r.base as *const u8, r.size as usize) }
+}
+
+/// Step 1 of dom0: choose its RAM (before the heap takes the rest) and layout.
+fn plan_dom0(
+    img: &Image,
+    plat: &Platform<'static>,
+    opts: &BootOptions,
+    plan: &mut BootMem,
+) -> Result<(crate::dt::BootModule<'static>, crate::dom0::Dom0Plan), crate::dom0::Dom0Error> {
+    let k = *plat.module(ModuleKind::Kernel).ok_or(crate::dom0::Dom0Error::NoKernel)?;
+    let initrd_len = plat.module(ModuleKind::Ramdisk).map(|m| m.region.size);
+    let image = Range { start: img.start, end: img.end };
+    let mem = opts.dom0_mem.unwrap_or(crate::dom0::DEFAULT_DOM0_MEM);
+    let max_frames = opts.hv_options().max_grant_frames;
+    let inputs = crate::dom0::PlanInputs {
+        image,
+        kernel_at: k.region.base,
+        kernel: module_bytes(k.region),
+        initrd_len,
+        dom0_mem: mem,
+        max_grant_frames: max_frames,
+    };
+    let p = crate::dom0::plan(plan, plat, &inputs)?;
+    Ok((k, p))
+}
+
+/// MMIO dom0 may map itself (`XENMAPSPACE_dev_mmio`): every frame that is neither RAM nor a
+/// device the hypervisor keeps (the GIC, the console UART).
+fn dom0_iomem(p: &Platform, uart: Option<&Uart>, ipa_bits: u32) -> alloc::vec::Vec<(u64, u64)> {
+    use crate::dom0::layout::subtract;
+    let r = |x: &Region| Range { start: x.base & !0xfff, end: (x.end() + 0xfff) & !0xfff };
+    let mut kept: alloc::vec::Vec<Range> = p.memory.iter().map(r).collect();
+    if let Some(g) = &p.gic {
+        kept.push(r(&g.dist));
+        kept.extend(g.redist.iter().map(r));
+        kept.extend([g.cpu_if, g.hyp_if, g.vcpu_if].iter().flatten().map(r));
+        kept.extend(g.its.iter().map(r));
+    }
+    if let Some(u) = uart {
+        kept.push(r(&Region::new(u.base, u.size.max(console::PL011_SIZE))));
+    }
+    subtract(&[Range { start: 0, end: 1 << ipa_bits }], &kept).iter().map(|x| (x.start >> 12, x.end >> 12)).collect()
+}
+
+// ---- MMU-on phase ----------------------------------------------------------------------------
+
+/// An optional number for the boot log ("none" when absent). The boot log runs before the
+/// Rust heap exists: it must not allocate.
+struct Opt<T>(Option<T>);
+impl<T: core::fmt::Display + core::fmt::LowerHex> core::fmt::Display for Opt<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match &self.0 {
+            None => f.write_str("none"),
+            Some(v) if f.alternate() => write!(f, "{v:#x}"),
+            Some(v) => write!(f, "{v}"),
+        }
+    }
+}
+impl<T: core::fmt::Display + core::fmt::LowerHex> core::fmt::LowerHex for Opt<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+fn boot_log(
+    img: &Image,
+    dt: &DeviceTree,
+    p: &Platform,
+    o: &BootOptions,
+    uart: Option<&Uart>,
+    console_note: Option<&str>,
+    s1: &Stage1,
+) {
+    info!(
+        "granite {} - AArch64 EL2 hypervisor speaking Xen's guest ABI (Xen {}.{}{})",
+        env!("CARGO_PKG_VERSION"),
+        crate::hypercall::XEN_MAJOR,
+        crate::hypercall::XEN_MINOR,
+        core::str::from_utf8(crate::hypercall::XEN_EXTRAVERSION).unwrap_or("")
+    );
+    let mpidr = MPIDR_EL1.get();
+    let midr = MIDR_EL1.get();
+    info!(
+        "Entered at EL2 on CPU MPIDR {:#x} (MIDR {:#010x}); image at {:#x}-{:#x} ({} KiB incl. bss)",
+        mpidr & 0xff_00ff_ffff,
+        midr,
+        img.start,
+        img.end,
+        img.size() >> 10
+    );
+    info!(
+        "Device tree at {:#x} ({} bytes): {}",
+        dtb().base,
+        dt.total_size(),
+        p.model.or(p.compatible).unwrap_or("(no model)")
+    );
+    info!("Command line: {}", p.chosen.bootargs.unwrap_or("(none)"));
+    if let Some(u) = uart {
+        info!(
+            "Console: PL011 at {:#x} ({}{}{})",
+            u.base,
+            u.name,
+            if u.options.is_empty() { "" } else { ", options " },
+            u.options
+        )
+    }
+    if let Some(n) = console_note {
+        warn!("{n}");
+    }
+    for u in o.unknown.iter() {
+        warn!("unknown command-line option ignored: {u}");
+    }
+    for i in o.invalid.iter() {
+        warn!("command-line option {} ignored: {}", i.option, i.why);
+    }
+    if o.unreported > 0 {
+        warn!("{} more unusable command-line options ignored", o.unreported);
+    }
+    info!("Log level: {}", o.loglvl.name());
+    match o.dom0_mem {
+        Some(m) => info!("dom0 options: dom0_mem {} MiB, dom0_max_vcpus {}", m >> 20, Opt(o.dom0_max_vcpus)),
+        None => info!("dom0 options: dom0_mem not set, dom0_max_vcpus {}", Opt(o.dom0_max_vcpus)),
+    }
+    for w in p.warnings.iter() {
+        warn!("device tree: {} ({})", w.what, w.node);
+    }
+    for b in p.memory.iter() {
+        info!("RAM: {:016x} - {:016x} ({} MiB)", b.base, b.end() - 1, b.size >> 20);
+    }
+    for (i, m) in p.modules.iter().enumerate() {
+        info!(
+            "MODULE[{i}]: {:016x} - {:016x} {:<11} {}",
+            m.region.base,
+            m.region.end(),
+            m.kind.name(),
+            m.bootargs.unwrap_or("")
+        );
+    }
+    for r in p.memreserve.iter() {
+        info!("RESVD (/memreserve/): {:016x} - {:016x}", r.base, r.end());
+    }
+    for r in p.reserved_memory.iter() {
+        info!("RESVD (/reserved-memory/{}): {:016x} - {:016x}", r.name, r.region.base, r.region.end());
+    }
+    info!("CPUs: {} in the device tree", p.cpus.len());
+    for c in p.cpus.iter() {
+        debug!(
+            "  {} MPIDR {:#x} enable-method {}, release address {:#x}{}",
+            c.name,
+            c.mpidr,
+            c.enable_method.name(),
+            Opt(c.release_addr),
+            if c.enabled { "" } else { " (disabled)" }
+        );
+    }
+    match &p.gic {
+        Some(g) => {
+            let v = if g.version == GicVersion::V3 { "GICv3" } else { "GICv2" };
+            info!("{v} ({}): distributor {:#x}", g.compatible, g.dist.base);
+            for r in g.redist.iter() {
+                info!("{v}: redistributors {:#x}-{:#x}", r.base, r.end());
+            }
+            for (name, r) in [("CPU interface", g.cpu_if), ("hyp interface", g.hyp_if), ("vCPU interface", g.vcpu_if)] {
+                if let Some(r) = r {
+                    info!("{v}: {name} {:#x}-{:#x}", r.base, r.end());
+                }
+            }
+            for r in g.its.iter() {
+                info!("{v}: ITS {:#x}", r.base);
+            }
+            if let Some(irq) = g.maintenance_irq {
+                info!("{v}: maintenance interrupt {irq}");
+            }
+        }
+        None => warn!("no supported interrupt controller in the device tree"),
+    }
+    match &p.timer {
+        Some(t) => info!(
+            "Timer: CNTFRQ {} Hz; interrupts: phys {}, virt {}, hyp {}",
+            CNTFRQ_EL0.get(),
+            Opt(t.phys),
+            Opt(t.virt),
+            Opt(t.hyp_phys)
+        ),
+        None => warn!("no architected timer node in the device tree"),
+    }
+    match (&p.psci, psci::version()) {
+        (Some(c), _) if c.conduit == Conduit::Hvc => {
+            warn!("PSCI method is hvc, which cannot reach firmware from EL2: PSCI unavailable")
+        }
+        (Some(c), Some((maj, min))) => info!("PSCI: {maj}.{min} via {}", c.conduit.name()),
+        (Some(c), None) => info!("PSCI: 0.1 via {} (no PSCI_VERSION)", c.conduit.name()),
+        (None, _) => warn!("no /psci node: power off and CPU bring-up unavailable"),
+    }
+    info!(
+        "MMU: EL2 stage 1 on, identity map of a {}-bit address space, 4 KiB granule, {} tables; \
+         image W^X (text {:#x}-{:#x} RX, rodata {:#x}-{:#x} R, data {:#x}-{:#x} RW); caches on",
+        s1.va_bits,
+        s1.tables_used(),
+        img.start,
+        img.text_end,
+        img.rodata_start,
+        img.rodata_end,
+        img.data_start,
+        img.end
+    );
+}
+
+/// Step 1 of boot memory: the plan, the frame table, the Rust heap, `Mm`.
+fn init_memory(img: &Image, dtb: Region, p: &Platform) -> (Mm, BootMem) {
+    let mut plan = BootMem::new(&p.memory).unwrap_or_else(|e| panic!("boot memory: {e}"));
+    let mut reserve = |base: u64, size: u64, what: &'static str| {
+        plan.reserve(base, size, what).unwrap_or_else(|e| panic!("boot memory: reserving {what}: {e}"))
+    };
+    reserve(img.start, img.size(), "hypervisor image");
+    reserve(dtb.base, dtb.size, "device tree");
+    for m in p.modules.iter() {
+        reserve(m.region.base, m.region.size, "boot module");
+    }
+    for r in p.memreserve.iter() {
+        reserve(r.base, r.size, "/memreserve/");
+    }
+    for r in p.reserved_memory.iter() {
+        reserve(r.region.base, r.region.size, "/reserved-memory");
+    }
+    for c in p.cpus.iter() {
+        if let Some(a) = c.release_addr {
+            reserve(a, 8, "spin-table release address");
+        }
+    }
+
+    // The frame table: one PageInfo per frame from the lowest to the highest RAM address.
+    let span = plan.ram_span();
+    let frames = span.frames();
+    let per = core::mem::size_of::<PageInfo>() as u64;
+    let bytes = (frames * per).next_multiple_of(PAGE_SIZE);
+    let ft = plan
+        .take(bytes, if bytes >= 2 << 20 { 2 << 20 } else { PAGE_SIZE }, "frame table")
+        .unwrap_or_else(|e| panic!("frame table ({bytes} bytes): {e}"));
+    // SAFETY: [ft, ft + bytes) is RAM nobody else uses (just carved), identity-mapped RW.
+    unsafe { core::ptr::write_bytes(ft as *mut u8, 0, bytes as usize) };
+    // SAFETY: zeroed memory is a valid PageInfo array ("unmanaged" frames), and the carve is
+    // never handed to anything else, so the slice lives as long as the hypervisor.
+    let pages: &'static [PageInfo] = unsafe { core::slice::from_raw_parts(ft as *const PageInfo, frames as usize) };
+    info!(
+        "Frame table: {frames} frames ({:#x}-{:#x}) x {per} bytes = {} KiB at {:#x}",
+        span.start,
+        span.end,
+        bytes >> 10,
+        ft
+    );
+
+    // The Rust heap (Box/Arc/Vec of the core): 16 MiB, or an eighth of RAM if that is less.
+    let arena = (16u64 << 20).min(plan.ram_bytes() / 8).max(1 << 20);
+    let base = plan.take(arena, PAGE_SIZE, "Rust heap").unwrap_or_else(|e| panic!("Rust heap: {e}"));
+    // SAFETY: just carved from free RAM, identity-mapped RW, used for nothing else.
+    unsafe { allocator::init(base, arena) };
+    info!("Rust heap: {} KiB at {:#x}", arena >> 10, base);
+
+    // SAFETY: every RAM page in [span.start, span.end) is identity-mapped read-write (holes
+    // between banks are not: an access there faults loudly instead).
+    let phys = unsafe { PhysMap::new(0, span.start, span.end) };
+    let tlb: Arc<dyn TlbOps> = Arc::new(El2Tlb);
+    let mm = Mm::new(FrameTable::from_static(Mfn::from_addr(span.start), pages), phys, tlb);
+    for r in plan.records() {
+        debug!(
+            "boot memory: {:#x}-{:#x} {} ({})",
+            r.range.start,
+            r.range.end,
+            r.what,
+            if r.taken { "carved" } else { "reserved" }
+        );
+    }
+    (mm, plan)
+}
+
+/// Step 2 of boot memory: everything still free goes to the page allocator.
+fn give_to_heap(mm: &Mm, plan: BootMem) {
+    let heap = plan.into_heap();
+    for r in heap.iter() {
+        mm.heap.add_range(&mm.frames, r.first_mfn(), r.frames());
+        debug!("page allocator: {:#x}-{:#x} ({} frames)", r.start, r.end, r.frames());
+    }
+    let total: u64 = heap.iter().map(Range::frames).sum();
+    info!("Page allocator: {} frames ({} MiB) in {} ranges", total, (total * PAGE_SIZE) >> 20, heap.len());
+}
+
+/// The stage-2 regime every domain uses: IPA size from the CPU, VMID width, VTCR_EL2.
+fn init_stage2() -> StageConfig {
+    let parange = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
+    let pa_bits = parange_bits(parange).unwrap_or(48).min(48);
+    let vmid16 = ID_AA64MMFR1_EL1.read(ID_AA64MMFR1_EL1::VMIDBits) == 0b0010;
+    let stage = StageConfig::new(pa_bits, 48, vmid16).unwrap_or_else(|| panic!("{pa_bits}-bit P2M is not supported"));
+    VTCR_EL2.set(stage.vtcr);
+    barrier::isb(barrier::SY);
+    info!("P2M: {}-bit IPA with {}-bit PA and {}-bit VMID", stage.ipa_bits, pa_bits, stage.vmid_bits);
+    info!("P2M: {} levels with order-{} root, VTCR {:#x}", stage.levels(), stage.root_order, VTCR_EL2.get());
+    stage
+}

@@ -1,0 +1,83 @@
+//! The PSCI / SMCCC interface a guest sees (through `HVC #0`, or `SMC #0` trapped by
+//! HCR_EL2.TSC): PSCI 1.1 with SMCCC 1.1, as far as a domain without a scheduler needs.
+
+use xen_abi::psci::*;
+
+/// What the guest asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PsciCall {
+    /// Answer in x0 and resume.
+    Return(i64),
+    SystemOff,
+    SystemReset,
+    /// Start vCPU `target` (MPIDR affinity) at `entry` with x0 = `context`.
+    CpuOn {
+        target: u64,
+        entry: u64,
+        context: u64,
+    },
+    CpuOff,
+    /// Is the vCPU with affinity `target` on?
+    AffinityInfo {
+        target: u64,
+        level: u64,
+    },
+}
+
+/// Decode function id `fid` (w0) with arguments x1..x3.
+pub fn dispatch(fid: u64, x1: u64, x2: u64, x3: u64) -> PsciCall {
+    // SMC64/HVC64 function ids have bit 30 set; SMC32 ids take 32-bit arguments.
+    let fid32 = fid as u32;
+    let arg = |x: u64| if fid32 & (1 << 30) != 0 { x } else { x as u32 as u64 };
+    match fid32 {
+        SMCCC_VERSION => PsciCall::Return(SMCCC_VERSION_1_1 as i64),
+        SMCCC_ARCH_FEATURES => PsciCall::Return(PSCI_NOT_SUPPORTED),
+        PSCI_VERSION => PsciCall::Return(PSCI_VERSION_1_1 as i64),
+        PSCI_FEATURES => PsciCall::Return(match x1 as u32 {
+            PSCI_VERSION
+            | PSCI_CPU_OFF
+            | PSCI_CPU_ON_64
+            | 0x8400_0003
+            | PSCI_AFFINITY_INFO_64
+            | 0x8400_0004
+            | PSCI_SYSTEM_OFF
+            | PSCI_SYSTEM_RESET
+            | PSCI_FEATURES
+            | PSCI_MIGRATE_INFO_TYPE
+            | SMCCC_VERSION => PSCI_SUCCESS,
+            _ => PSCI_NOT_SUPPORTED,
+        }),
+        // "Trusted OS not present or does not require migration".
+        PSCI_MIGRATE_INFO_TYPE => PsciCall::Return(2),
+        PSCI_SYSTEM_OFF => PsciCall::SystemOff,
+        PSCI_SYSTEM_RESET => PsciCall::SystemReset,
+        PSCI_CPU_OFF => PsciCall::CpuOff,
+        PSCI_CPU_ON_64 | 0x8400_0003 => PsciCall::CpuOn { target: arg(x1), entry: arg(x2), context: arg(x3) },
+        PSCI_AFFINITY_INFO_64 | 0x8400_0004 => PsciCall::AffinityInfo { target: arg(x1), level: arg(x2) },
+        _ => PsciCall::Return(PSCI_NOT_SUPPORTED),
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_like_psci_1_1() {
+        assert_eq!(dispatch(PSCI_VERSION as u64, 0, 0, 0), PsciCall::Return(0x10001));
+        assert_eq!(dispatch(SMCCC_VERSION as u64, 0, 0, 0), PsciCall::Return(0x10001));
+        assert_eq!(dispatch(PSCI_FEATURES as u64, PSCI_CPU_ON_64 as u64, 0, 0), PsciCall::Return(0));
+        assert_eq!(dispatch(PSCI_FEATURES as u64, 0xC400_0012, 0, 0), PsciCall::Return(-1));
+        assert_eq!(dispatch(0x8400_0008, 0, 0, 0), PsciCall::SystemOff);
+        assert_eq!(dispatch(0x1234_5678, 0, 0, 0), PsciCall::Return(-1));
+        assert_eq!(
+            dispatch(0xC400_0003, 0x101, 0x4008_0000, 7),
+            PsciCall::CpuOn { target: 0x101, entry: 0x4008_0000, context: 7 }
+        );
+        // 32-bit calling convention truncates arguments
+        assert_eq!(
+            dispatch(0x8400_0003, 0xffff_ffff_0000_0001, 0x1_4008_0000, 0),
+            PsciCall::CpuOn { target: 1, entry: 0x4008_0000, context: 0 }
+        );
+    }
+}
