@@ -162,7 +162,8 @@ fn batch_reports_per_entry_errors() {
     assert_eq!(g.lookup(hv, G2 + 2).unwrap().mfn, g.grant_frame_mfn(3));
     // INVALID_GFN ends the whole call (Xen 4.17): earlier entries done, that one and the
     // rest left unwritten.
-    let (rc, errs) = g.batch(hv, DOMID_SELF, XENMAPSPACE_SHARED_INFO as u16, 0, &[(0, 0x7_0000), (0, u64::MAX), (0, 0x7_0001)]);
+    let (rc, errs) =
+        g.batch(hv, DOMID_SELF, XENMAPSPACE_SHARED_INFO as u16, 0, &[(0, 0x7_0000), (0, u64::MAX), (0, 0x7_0001)]);
     assert_eq!(rc, -EINVAL);
     assert_eq!(errs, vec![0, 0x5a5a_5a5a, 0x5a5a_5a5a]);
     assert_eq!(g.remove(hv, DOMID_SELF, 0x7_0000), 0);
