@@ -18,7 +18,8 @@
 #   wx         granite_selftest=wx: writing to the hypervisor's code is a permission fault
 #   raspi4b    (only if the Pi 4 DTB was fetched: scripts/fetch-payloads.sh linux) QEMU raspi4b,
 #              loaded at 0x200000: console found through /soc ranges, GIC-400, spin tables;
-#              no dom0 module, and no PSCI there, so it ends with a semihosting exit (status 4)
+#              no dom0 kernel (neither a module nor -initrd), and no PSCI there, so it ends
+#              with a semihosting exit (status 4). scripts/rpi4-test.sh runs a dom0 there.
 # Usage: scripts/boot-smoke.sh            (builds with scripts/build.sh first)
 #        SKIP_BUILD=1 scripts/boot-smoke.sh  (uses the existing target/images/granite.bin)
 set -uo pipefail
@@ -96,7 +97,7 @@ expect "d0: BANK[0] 0x49200000-0x51200000 (128 MiB)"
 expect "Grant table range: 0x40200000-0x40240000 (64 frames)"
 expect "Allocating PPI 16 for event channel interrupt"
 expect "d0: extended region 0: 0x40400000->0x49200000"
-expect "d0v0: entering the kernel at 0x49200000"
+expect "d0v0: entering at 0x49200000 (EL1h, MMU off) with x0 0x49400000 on CPU0"
 expect "(d0) [granite-test] SUMMARY"
 expect "Hardware Dom0 halted: halting machine"
 reject "Panic"
@@ -168,6 +169,7 @@ if [ -n "$pi_dtb" ]; then
     expect "NOP tokens removed"
     expect "P2M: 44-bit IPA with 44-bit PA and 8-bit VMID"
     expect "granite: cannot build dom0: no dom0 kernel"
+    expect "(nor linux,initrd-start/end)"
     reject "Panic"
 else
     echo "[raspi4b] SKIPPED: no Pi 4 DTB (scripts/fetch-payloads.sh linux)"

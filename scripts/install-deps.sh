@@ -41,8 +41,9 @@ SRC
 fi
 qemu-system-aarch64 --version | head -n 1
 
-# Tools the scripts use to unpack Debian arm64 packages and build the SD image.
-for tool in dpkg-deb:dpkg mkfs.vfat:dosfstools mcopy:mtools; do
+# Tools the scripts use to unpack Debian arm64 packages and build the SD image, and python3
+# for the Raspberry Pi 4 test's reference run (it edits a device tree for Xen).
+for tool in dpkg-deb:dpkg mkfs.vfat:dosfstools mcopy:mtools python3:python3-minimal; do
     bin=${tool%%:*}; pkg=${tool##*:}
     if ! command -v "$bin" >/dev/null 2>&1; then
         apt_update

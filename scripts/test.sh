@@ -5,6 +5,8 @@
 #   3. boot tests of the EL2 image under QEMU (scripts/boot-smoke.sh)
 #   4. the smoke guest as dom0 on granite, and the same guest under the same QEMU command on
 #      real Xen 4.17 (Debian's package): both must pass every scenario
+#   5. the Raspberry Pi 4 in emulation (QEMU raspi4b): the smoke guest as identity-mapped dom0
+#      from kernel8.img and from the SD card image, and on Xen 4.17 on the same board
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -12,7 +14,7 @@ step() { printf '\n==== %s\n' "$*"; }
 
 step "setup (QEMU 10, Rust target, Xen 4.17 and Pi 4 payloads)"
 bash scripts/install-deps.sh
-bash scripts/fetch-payloads.sh xen linux
+bash scripts/fetch-payloads.sh xen linux rpi-firmware
 
 step "host tests (cargo test)"
 cargo test --workspace --exclude granite-guests
@@ -31,5 +33,8 @@ HV=target/images/granite.bin NO_BUILD=1 TIMEOUT=60 bash scripts/xen-conformance.
 
 step "conformance: the same guest and QEMU command on Xen 4.17"
 NO_BUILD=1 TIMEOUT=120 bash scripts/xen-conformance.sh
+
+step "Raspberry Pi 4 (QEMU raspi4b): identity-mapped dom0, the SD card, and Xen 4.17 on the same board"
+SKIP_BUILD=1 bash scripts/rpi4-test.sh
 
 step "all tests passed"

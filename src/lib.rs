@@ -21,6 +21,7 @@ pub mod audit;
 pub mod bootmem;
 pub mod dom0;
 pub mod domain;
+pub mod domu;
 pub mod dt;
 pub mod grant;
 pub mod hv;

@@ -7,9 +7,17 @@
 //!    and where the kernel, initrd and device tree go, the grant-table region (Xen's choice:
 //!    the hypervisor image's own addresses, never dom0 RAM), the extended regions and the
 //!    event-channel PPI;
-//! 2. [`build`], once the hypervisor exists: create domain 0, give it its RAM 1:1, copy the
-//!    payloads and write its device tree. The arch layer then cleans the written ranges to
-//!    the point of coherency and enters vCPU 0 at [`Dom0::entry`] with x0 = [`Dom0::dtb`].
+//! 2. [`build`], once the hypervisor exists: create domain 0, give it its RAM 1:1, map its
+//!    devices ([`Devices`]), copy the payloads and write its device tree. The arch layer then
+//!    cleans the written ranges to the point of coherency and enters vCPU 0 at
+//!    [`Dom0::entry`] with x0 = [`Dom0::dtb`].
+//!
+//! Devices (Xen's hardware-domain rules): every device the host device tree describes is
+//! passed through, its MMIO mapped 1:1 ([`passthrough`]), except what the hypervisor keeps
+//! (the interrupt controller and its console UART); on GICv2 the virtual CPU interface (GICV)
+//! appears at the address of the CPU interface (GICC). Dom0's device tree is then the host's,
+//! copied node by node ([`fdt::HostTree`]), with `/memory`, `/chosen`, `/cpus`, `/psci`, the
+//! GIC, the timer and `/hypervisor` written for dom0.
 
 pub mod fdt;
 pub mod image;
@@ -17,7 +25,7 @@ pub mod layout;
 
 use crate::bootmem::{BootMem, BootMemError, Range};
 use crate::domain::Domain;
-use crate::dt::{GicVersion, Platform};
+use crate::dt::{DeviceTree, GicVersion, Platform, Region, Visit};
 use crate::hv::Hypervisor;
 use crate::p2m::P2mType;
 use crate::types::{Errno, Gfn, Mfn, PAGE_SIZE};
@@ -45,7 +53,9 @@ pub enum Dom0Error {
 impl core::fmt::Display for Dom0Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Dom0Error::NoKernel => write!(f, "no dom0 kernel: /chosen has no multiboot,kernel module"),
+            Dom0Error::NoKernel => {
+                write!(f, "no dom0 kernel: /chosen has no multiboot,kernel module (nor linux,initrd-start/end)")
+            }
             Dom0Error::BadImage { at, why } => {
                 write!(f, "the dom0 kernel module at {at:#x} is not an arm64 Image: {why}")
             }
@@ -69,6 +79,10 @@ pub struct Dom0Plan {
     pub grant_frames: u32,
     pub extended: Vec<Range>,
     pub evtchn_ppi: u32,
+    /// vCPUs dom0 gets (set by the caller once it knows how many CPUs are online).
+    pub vcpus: u32,
+    /// The host devices' MMIO, mapped 1:1 (page aligned, merged).
+    pub passthrough: Vec<Range>,
 }
 
 /// What step 1 needs to know.
@@ -83,14 +97,17 @@ pub struct PlanInputs<'a> {
     pub dom0_mem: u64,
     /// `gnttab_max_frames=`.
     pub max_grant_frames: u32,
+    /// The host devices' MMIO to map into dom0 1:1 ([`passthrough`]); kept out of the
+    /// extended regions.
+    pub mmio: &'a [Range],
 }
 
 /// Step 1: carve dom0's RAM from `bm` and decide the layout.
 pub fn plan(bm: &mut BootMem, plat: &Platform, inp: &PlanInputs) -> Result<Dom0Plan, Dom0Error> {
-    let PlanInputs { image, kernel_at, kernel, initrd_len, dom0_mem, max_grant_frames } = *inp;
+    let PlanInputs { image, kernel_at, kernel, initrd_len, dom0_mem, max_grant_frames, mmio } = *inp;
     let header = ImageHeader::parse(kernel).map_err(|why| Dom0Error::BadImage { at: kernel_at, why })?;
     let min = layout::first_bank_min(header.text_offset, header.image_size, initrd_len);
-    let banks = layout::carve_ram(bm, dom0_mem, min).map_err(Dom0Error::Memory)?;
+    let banks = layout::carve_ram(bm, dom0_mem, min, plat.dma_limit).map_err(Dom0Error::Memory)?;
     let placement =
         layout::place(banks[0], header.text_offset, header.image_size, initrd_len).ok_or(Dom0Error::DoesNotFit)?;
     // Xen: the grant table goes where the hypervisor's own image is, which is never dom0 RAM,
@@ -104,7 +121,7 @@ pub fn plan(bm: &mut BootMem, plat: &Platform, inp: &PlanInputs) -> Result<Dom0P
         .map(|r| Range { start: r.base, end: r.end() })
         .collect();
     let ram: Vec<Range> = bm.ram().to_vec();
-    let extended = layout::extended_regions(&ram, &banks, &reserved, grant);
+    let extended = layout::extended_regions(&ram, &banks, &reserved, mmio, grant);
     let mut used: Vec<u32> = Vec::new();
     if let Some(t) = &plat.timer {
         used.extend([t.secure_phys, t.phys, t.virt, t.hyp_phys, t.hyp_virt].into_iter().flatten());
@@ -113,7 +130,95 @@ pub fn plan(bm: &mut BootMem, plat: &Platform, inp: &PlanInputs) -> Result<Dom0P
         used.push(irq);
     }
     let evtchn_ppi = layout::evtchn_ppi(&used).unwrap_or(31);
-    Ok(Dom0Plan { header, banks, placement, grant, grant_frames, extended, evtchn_ppi })
+    let passthrough = mmio.to_vec();
+    Ok(Dom0Plan { header, banks, placement, grant, grant_frames, extended, evtchn_ppi, vcpus: 1, passthrough })
+}
+
+/// Page-aligned `[start, end)` of a region (rounded outwards).
+fn pages(r: &Region) -> Range {
+    Range { start: r.base & !(PAGE_SIZE - 1), end: r.end().next_multiple_of(PAGE_SIZE) }
+}
+
+/// Sort and merge touching or overlapping ranges.
+fn merge(mut v: Vec<Range>) -> Vec<Range> {
+    v.sort();
+    let mut out: Vec<Range> = Vec::with_capacity(v.len());
+    for r in v {
+        match out.last_mut() {
+            Some(l) if r.start <= l.end => l.end = l.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// The MMIO of every enabled device in the host device tree (each `reg` translated through
+/// its buses' `ranges`; nodes on buses that are not memory mapped have none), page aligned
+/// and merged, minus what dom0 must not reach: `kept` (the interrupt controller, the
+/// hypervisor's console UART: a page shared with another device is kept too) and host RAM.
+/// `/memory`, `/reserved-memory`, `/cpus` and `/chosen` describe no device.
+pub fn passthrough(dt: &DeviceTree, plat: &Platform, kept: &[Region]) -> Vec<Range> {
+    let gic = plat.gic.as_ref().map(|g| g.dist);
+    let mut found = Vec::new();
+    dt.visit(&mut |v| {
+        let Visit::Enter(n) = v else { return true };
+        if n.depth == 1
+            && (n.device_type() == Some("memory")
+                || ["reserved-memory", "cpus", "chosen", "aliases"].contains(&n.base_name()))
+        {
+            return false;
+        }
+        if !n.enabled() {
+            return false; // Linux ignores it, and so do its children
+        }
+        if n.property("interrupt-controller").is_some() && gic.is_some() && n.regs().next().flatten() == gic {
+            return false; // the GIC and its ITS/v2m frames: the hypervisor's
+        }
+        found.extend(n.mmio().map(|r| pages(&r)));
+        true
+    });
+    let mut holes: Vec<Range> = kept.iter().map(pages).collect();
+    holes.extend(plat.memory.iter().map(pages));
+    layout::subtract(&merge(found), &merge(holes))
+}
+
+/// A range of machine frames mapped into dom0 at build time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmioMap {
+    /// Guest physical address (page aligned).
+    pub gpa: u64,
+    /// Machine physical address (page aligned).
+    pub pa: u64,
+    pub size: u64,
+}
+
+impl MmioMap {
+    /// A 1:1 mapping of `r`.
+    pub fn direct(r: Range) -> Self {
+        MmioMap { gpa: r.start, pa: r.start, size: r.len() }
+    }
+}
+
+/// The GICv2 virtual CPU interface (GICV) at the guest-physical address of the CPU interface
+/// (GICC), as Xen maps it for dom0: the GIC node dom0 sees keeps the host's GICC address and
+/// its accesses reach the hardware's virtual interface. `None` on GICv3 or without GICV.
+pub fn gicv_mapping(plat: &Platform) -> Option<MmioMap> {
+    let g = plat.gic.as_ref().filter(|g| g.version == GicVersion::V2)?;
+    let (c, v) = (g.cpu_if?, g.vcpu_if?);
+    let size = c.size.min(v.size).next_multiple_of(PAGE_SIZE);
+    let page = |a: u64| a & !(PAGE_SIZE - 1);
+    Some(MmioMap { gpa: page(c.base), pa: page(v.base), size })
+}
+
+/// What dom0 gets besides its RAM and the planned passthrough, for [`build`].
+#[derive(Clone, Copy, Default)]
+pub struct Devices<'a> {
+    /// Machine frame ranges `[start, end)` dom0 may map itself (`XENMAPSPACE_dev_mmio`).
+    pub iomem: &'a [(u64, u64)],
+    /// Further MMIO mapped into dom0's P2M as device memory (the GICV, [`gicv_mapping`]).
+    pub mmio: &'a [MmioMap],
+    /// The host device tree to copy for dom0 (`None`: a minimal tree, see [`fdt::Dom0Tree`]).
+    pub host: Option<fdt::HostTree<'a>>,
 }
 
 /// Dom0, built.
@@ -132,8 +237,19 @@ fn timer_ppis(plat: &Platform) -> [u32; 4] {
     [ppi(t.secure_phys, 13), ppi(t.phys, 14), ppi(t.virt, 11), ppi(t.hyp_phys, 10)]
 }
 
-/// Step 2: create domain 0 from `plan` and load it. `iomem` lists the MMIO frame ranges
-/// `[start, end)` dom0 may map with `XENMAPSPACE_dev_mmio`.
+/// Dom0's command line: the kernel module's `bootargs`, else `/chosen` `xen,dom0-bootargs`,
+/// else `default`; what followed ` -- ` on the hypervisor's command line (`extra`) is
+/// appended (Xen's x86 rule), or is the whole command line when nothing else gave one.
+pub fn cmdline(module: Option<&str>, dom0_bootargs: Option<&str>, extra: Option<&str>, default: &str) -> String {
+    match (module.or(dom0_bootargs), extra) {
+        (Some(b), Some(x)) => alloc::format!("{b} {x}"),
+        (Some(b), None) => b.to_string(),
+        (None, Some(x)) => x.to_string(),
+        (None, None) => default.to_string(),
+    }
+}
+
+/// Step 2: create domain 0 from `plan` and load it, with the devices `dev` gives it.
 pub fn build(
     hv: &Hypervisor,
     plat: &Platform,
@@ -141,7 +257,7 @@ pub fn build(
     kernel: &[u8],
     initrd: Option<&[u8]>,
     cmdline: &str,
-    iomem: &[(u64, u64)],
+    dev: &Devices,
 ) -> Result<Dom0, Dom0Error> {
     let gic = plat.gic.as_ref().ok_or(Dom0Error::NoGic)?;
     let mut cfg = hv.domain_config(0);
@@ -159,9 +275,16 @@ pub fn build(
             p2m.insert(Gfn(b.start >> 12), b.frames(), Mfn(b.start >> 12), P2mType::RamRw)
                 .map_err(Dom0Error::Create)?;
         }
+        for m in plan.passthrough.iter().map(|r| MmioMap::direct(*r)).chain(dev.mmio.iter().copied()) {
+            p2m.insert(Gfn(m.gpa >> 12), m.size >> 12, Mfn(m.pa >> 12), P2mType::MmioDirectDev)
+                .map_err(Dom0Error::Create)?;
+        }
     }
-    for &(s, e) in iomem {
+    for &(s, e) in dev.iomem {
         d.permit_iomem(s, e);
+    }
+    for r in &plan.passthrough {
+        d.permit_iomem(r.start >> 12, r.end >> 12);
     }
     let pl = plan.placement;
     let mut written = Vec::new();
@@ -190,7 +313,7 @@ pub fn build(
         memory: &memory,
         bootargs: cmdline,
         initrd: pl.initrd,
-        vcpus: 1,
+        vcpus: plan.vcpus,
         gic: fdt::GicNode {
             compatible: Vec::from([gic.compatible.to_string()]),
             reg: gic_reg,
@@ -203,7 +326,11 @@ pub fn build(
         reserved: &reserved,
         xen_version: "4.17",
     };
-    let blob = tree.build().map_err(|e| Dom0Error::DeviceTree(alloc::format!("{e:?}")))?;
+    let blob = match &dev.host {
+        Some(h) => tree.build_from(h),
+        None => tree.build(),
+    };
+    let blob = blob.map_err(|e| Dom0Error::DeviceTree(alloc::format!("{e}")))?;
     if blob.len() as u64 > layout::DTB_SLOT {
         return Err(Dom0Error::DeviceTree("larger than 2 MiB".into()));
     }
@@ -212,6 +339,10 @@ pub fn build(
 
     for (i, b) in plan.banks.iter().enumerate() {
         log::info!("d0: BANK[{i}] {:#x}-{:#x} ({} MiB)", b.start, b.end, b.len() >> 20);
+    }
+    if let (Some(limit), Some(b)) = (plat.dma_limit, plan.banks.first()) {
+        let below = if b.end <= limit { "below it" } else { "NOT below it: no free RAM there" };
+        log::info!("d0: DMA limit {limit:#x} (narrowest dma-ranges); BANK[0] {below}");
     }
     log::info!(
         "d0: loading kernel ({} bytes) to {:#x}, text_offset {:#x}",
@@ -222,11 +353,59 @@ pub fn build(
     if let Some((s, e)) = pl.initrd {
         log::info!("d0: loading initrd to {s:#x}-{e:#x}");
     }
-    log::info!("d0: loading device tree ({} bytes) to {:#x}", blob.len(), pl.dtb);
+    if !plan.passthrough.is_empty() {
+        let kib = plan.passthrough.iter().map(Range::len).sum::<u64>() >> 10;
+        log::info!("d0: {} MMIO ranges ({kib} KiB) of the host's devices mapped 1:1", plan.passthrough.len());
+        for r in &plan.passthrough {
+            log::debug!("d0: MMIO {:#x}-{:#x}", r.start, r.end);
+        }
+    }
+    for m in dev.mmio {
+        log::info!("d0: MMIO {:#x}-{:#x} mapped at {:#x}", m.pa, m.pa + m.size, m.gpa);
+    }
+    log::info!(
+        "d0: loading device tree ({} bytes{}) to {:#x}",
+        blob.len(),
+        if dev.host.is_some() { ", the host's with dom0's nodes" } else { "" },
+        pl.dtb
+    );
     log::info!("Grant table range: {:#x}-{:#x} ({} frames)", plan.grant.start, plan.grant.end, plan.grant_frames);
     log::info!("Allocating PPI {} for event channel interrupt", plan.evtchn_ppi);
     for (i, r) in plan.extended.iter().enumerate() {
         log::info!("d0: extended region {i}: {:#x}->{:#x}", r.start, r.end);
     }
     Ok(Dom0 { domain: d, entry: pl.kernel, dtb: pl.dtb, written })
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::dt::Gic;
+
+    #[test]
+    fn dom0_command_line_sources() {
+        assert_eq!(cmdline(Some("a"), Some("b"), None, "d"), "a");
+        assert_eq!(cmdline(None, Some("b"), Some("x y"), "d"), "b x y", "Xen's x86 rule: appended");
+        assert_eq!(cmdline(None, None, Some("x"), "d"), "x");
+        assert_eq!(cmdline(None, None, None, "console=hvc0"), "console=hvc0");
+    }
+
+    #[test]
+    fn gicv_goes_where_gicc_was() {
+        let mut p = Platform::default();
+        assert_eq!(gicv_mapping(&p), None);
+        p.gic = Some(Gic {
+            version: GicVersion::V2,
+            dist: Region::new(0xff84_1000, 0x1000),
+            cpu_if: Some(Region::new(0xff84_2000, 0x2000)),
+            hyp_if: Some(Region::new(0xff84_4000, 0x2000)),
+            vcpu_if: Some(Region::new(0xff84_6000, 0x2000)),
+            ..Gic::default()
+        });
+        assert_eq!(gicv_mapping(&p), Some(MmioMap { gpa: 0xff84_2000, pa: 0xff84_6000, size: 0x2000 }));
+        p.gic.as_mut().unwrap().version = GicVersion::V3;
+        assert_eq!(gicv_mapping(&p), None);
+        let r = |start, end| Range { start, end };
+        assert_eq!(merge(vec![r(5, 9), r(0, 2), r(2, 3), r(8, 12)]), vec![r(0, 3), r(5, 12)]);
+    }
 }

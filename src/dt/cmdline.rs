@@ -7,7 +7,9 @@
 //!   is true and `no-name` is false;
 //! * sizes take a `K`, `M`, `G` or `T` suffix (`B` for bytes); without one they are kilobytes;
 //! * options this hypervisor does not know are collected (not fatal) so the caller can warn
-//!   "unknown option ignored" once the console is up.
+//!   "unknown option ignored" once the console is up;
+//! * everything after a ` -- ` is for dom0's kernel, not for the hypervisor (Xen's x86
+//!   convention; on a Raspberry Pi it is how `cmdline.txt` can give dom0 a command line).
 //!
 //! Known options: `dom0_mem=`, `dom0_max_vcpus=`, `loglvl=`, `gnttab_max_frames=`,
 //! `gnttab_max_maptrack_frames=`, `granite_audit=`, `granite_exit=`, `granite_selftest=`,
@@ -107,6 +109,8 @@ pub struct BootOptions<'a> {
     pub invalid: FixedVec<Invalid<'a>, MAX_REPORTED>,
     /// Unknown or invalid options not recorded because the lists were full.
     pub unreported: usize,
+    /// What followed ` -- `: extra arguments for dom0's kernel.
+    pub dom0_extra: Option<&'a str>,
 }
 
 impl Default for BootOptions<'_> {
@@ -125,6 +129,7 @@ impl Default for BootOptions<'_> {
             unknown: FixedVec::new(),
             invalid: FixedVec::new(),
             unreported: 0,
+            dom0_extra: None,
         }
     }
 }
@@ -199,12 +204,28 @@ pub fn parse_size(s: &str) -> Option<u64> {
     v.checked_mul(1u64 << shift)
 }
 
+/// Split a command line at its first `--` word: (the hypervisor's part, dom0's part if it is
+/// not empty).
+fn split_dom0_extra(cmdline: &str) -> (&str, Option<&str>) {
+    for word in cmdline.split_ascii_whitespace() {
+        if word == "--" {
+            // `word` is a subslice of `cmdline`: its offset is where it starts.
+            let start = word.as_ptr() as usize - cmdline.as_ptr() as usize;
+            let rest = cmdline[start + 2..].trim();
+            return (&cmdline[..start], (!rest.is_empty()).then_some(rest));
+        }
+    }
+    (cmdline, None)
+}
+
 impl<'a> BootOptions<'a> {
     pub fn parse(cmdline: &'a str) -> Self {
         let mut o = BootOptions::default();
-        for tok in cmdline.split_ascii_whitespace() {
+        let (ours, extra) = split_dom0_extra(cmdline);
+        for tok in ours.split_ascii_whitespace() {
             o.option(tok);
         }
+        o.dom0_extra = extra;
         o
     }
 
@@ -315,6 +336,18 @@ mod tests {
         assert!(o.invalid.is_empty());
         assert_eq!(o.exit, ExitMethod::Psci);
         assert!(!o.audit);
+    }
+
+    #[test]
+    fn words_after_a_double_dash_are_dom0s() {
+        let o = BootOptions::parse("dom0_mem=256M  --  console=hvc0 root=/dev/mmcblk0p2 -- x");
+        assert_eq!(o.dom0_mem, Some(256 << 20));
+        assert_eq!(o.dom0_extra, Some("console=hvc0 root=/dev/mmcblk0p2 -- x"));
+        assert!(o.unknown.is_empty(), "{:?}", o.unknown);
+        assert_eq!(BootOptions::parse("loglvl=all --").dom0_extra, None);
+        assert_eq!(BootOptions::parse("--console=x").dom0_extra, None, "only a whole word");
+        assert_eq!(&*BootOptions::parse("--console=x").unknown, &["--console=x"]);
+        assert_eq!(BootOptions::parse("-- a").dom0_extra, Some("a"));
     }
 
     #[test]

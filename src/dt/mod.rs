@@ -5,7 +5,12 @@
 //! `/memreserve/` and `/reserved-memory` ranges, CPUs, the GIC, the timer interrupts, PSCI,
 //! `/chosen` (command line, stdout path) and the boot modules (`/chosen/module@...` with
 //! `multiboot,kernel` / `multiboot,module` / ... compatibles, as QEMU's `guest-loader` device
-//! and U-Boot/Xen setups create them).
+//! and U-Boot/Xen setups create them; or `linux,initrd-start/end`, which is how the Raspberry
+//! Pi firmware's `initramfs` line and QEMU's `-initrd` hand over a file: see
+//! [`INITRD_MODULE`]), and the lowest limit of any bus's DMA window ([`Platform::dma_limit`]).
+//!
+//! [`DeviceTree::visit`] walks every node with its translated `reg` for what needs the whole
+//! tree later (dom0's device tree and its passed-through devices, [`crate::dom0`]).
 //!
 //! Addresses are translated to CPU physical addresses through the `ranges` of every ancestor
 //! bus (the Raspberry Pi 4 puts its UART and GIC under `/soc` in bus address space).
@@ -245,7 +250,15 @@ pub struct Chosen<'a> {
     pub stdout_path: Option<&'a str>,
     /// `xen,dom0-bootargs`: dom0's command line when its kernel module has no `bootargs`.
     pub dom0_bootargs: Option<&'a str>,
+    /// `linux,initrd-start` .. `linux,initrd-end`: a file the boot loader placed in RAM.
+    pub initrd: Option<Region>,
 }
+
+/// The name of the boot module made from `/chosen` `linux,initrd-start/end`. Without a
+/// `multiboot,kernel` module, that file *is* dom0's kernel (an arm64 `Image`): the Raspberry
+/// Pi firmware (`config.txt`: `initramfs FILE ADDRESS`) and QEMU (`-initrd FILE`) can load a
+/// second file only that way. With a kernel module it is dom0's ramdisk, as on Xen.
+pub const INITRD_MODULE: &str = "linux,initrd";
 
 /// Something odd the parser skipped (logged once the console is up).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -271,8 +284,12 @@ pub struct Platform<'a> {
     pub chosen: Chosen<'a>,
     /// The resolved `stdout-path`, if it names a node with a usable `reg`.
     pub stdout: Option<Uart<'a>>,
-    /// Boot modules for dom0, in device-tree order.
+    /// Boot modules for dom0, in device-tree order (then the [`INITRD_MODULE`], if any).
     pub modules: FixedVec<BootModule<'a>, MAX_MODULES>,
+    /// The lowest end (CPU physical) of any bus's DMA window (`dma-ranges`): memory below it
+    /// is reachable by every DMA master (1 GiB on the BCM2711: its legacy DMA engines and
+    /// most peripherals see only the first GiB). `None` if no bus restricts DMA.
+    pub dma_limit: Option<u64>,
     pub warnings: FixedVec<Warning<'a>, MAX_WARNINGS>,
 }
 
@@ -354,6 +371,41 @@ fn gic_interrupts(node: &FdtNode<'_, '_>) -> impl Iterator<Item = u32> {
             _ => None,
         }
     })
+}
+
+/// `/chosen` `linux,initrd-start` and `linux,initrd-end` (one or two cells each, as Linux
+/// reads them), if both are there and describe a non-empty range.
+fn initrd_region(chosen: &FdtNode<'_, '_>) -> Option<Region> {
+    let cell = |name: &str| {
+        let v = chosen.property(name)?.value;
+        match v.len() {
+            4 => read_cells(v, 1),
+            8 => read_cells(v, 2),
+            _ => None,
+        }
+    };
+    let (start, end) = (cell("linux,initrd-start")?, cell("linux,initrd-end")?);
+    (end > start).then(|| Region::new(start, end - start))
+}
+
+/// The highest CPU physical address + 1 that the `dma-ranges` of `node` (whose own context
+/// is `ctx`) let its children's DMA reach, if it restricts DMA at all. An empty `dma-ranges`
+/// is a 1:1 window over everything: no restriction.
+fn dma_window_end(node: &FdtNode<'_, '_>, ctx: &Ctx<'_>) -> Option<u64> {
+    let v = node.property("dma-ranges")?.value;
+    let child_ac = prop_u32(node, "#address-cells").map_or(ctx.addr_cells, |c| c as usize);
+    let child_sc = prop_u32(node, "#size-cells").map_or(ctx.size_cells, |c| c as usize);
+    let (pac, entry) = (ctx.addr_cells, 4 * (child_ac + ctx.addr_cells + child_sc));
+    if v.is_empty() || entry == 0 || !v.len().is_multiple_of(entry) {
+        return None;
+    }
+    v.chunks_exact(entry)
+        .filter_map(|e| {
+            let parent = read_cells(&e[4 * child_ac..], pac)?;
+            let size = read_cells(&e[4 * (child_ac + pac)..], child_sc)?;
+            ctx.translate(parent)?.checked_add(size)
+        })
+        .max()
 }
 
 // ---- bus context (cells and address translation) --------------------------------------------
@@ -455,6 +507,78 @@ impl<'a> Ctx<'a> {
     fn reg(&self, node: &FdtNode<'_, 'a>, i: usize) -> Option<Region> {
         self.regs(node).nth(i).flatten()
     }
+
+    /// Does every bus between the root and the node have a `ranges` property? Without one,
+    /// the children of a bus are not in its parent's address space (I2C, SPI, MDIO, ...).
+    fn memory_mapped(&self) -> bool {
+        self.buses[..self.depth].iter().all(|b| b.ranges.is_some())
+    }
+}
+
+// ---- visiting every node ---------------------------------------------------------------------
+
+/// A node met by [`DeviceTree::visit`], with what applies to its `reg`.
+#[derive(Clone, Copy)]
+pub struct Node<'b, 'a> {
+    node: FdtNode<'b, 'a>,
+    ctx: Ctx<'a>,
+    /// 0 for the root.
+    pub depth: usize,
+}
+
+impl<'b, 'a> Node<'b, 'a> {
+    /// The node's name with its unit address (`serial@7e201000`); empty for the root.
+    pub fn name(&self) -> &'a str {
+        if self.depth == 0 { "" } else { self.node.name }
+    }
+    /// The name without the unit address.
+    pub fn base_name(&self) -> &'a str {
+        self.name().split('@').next().unwrap_or("")
+    }
+    pub fn property(&self, name: &str) -> Option<&'a [u8]> {
+        self.node.property(name).map(|p| p.value)
+    }
+    /// Every property, in order, as (name, raw value).
+    pub fn properties(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'b {
+        self.node.properties().map(|p| (p.name, p.value))
+    }
+    pub fn is_compatible(&self, any_of: &[&str]) -> bool {
+        is_compatible(&self.node, any_of)
+    }
+    /// `status` absent, `okay` or `ok`.
+    pub fn enabled(&self) -> bool {
+        is_enabled(&self.node)
+    }
+    pub fn device_type(&self) -> Option<&'a str> {
+        prop_str(&self.node, "device_type")
+    }
+    /// `phandle` (or the older `linux,phandle`).
+    pub fn phandle(&self) -> Option<u32> {
+        prop_u32(&self.node, "phandle").or_else(|| prop_u32(&self.node, "linux,phandle"))
+    }
+    /// `#address-cells` and `#size-cells` of this node's `reg` (what its parent says).
+    pub fn reg_cells(&self) -> (usize, usize) {
+        (self.ctx.addr_cells, self.ctx.size_cells)
+    }
+    /// `reg`, translated to CPU physical addresses (`None` for an entry that does not
+    /// translate).
+    pub fn regs(&self) -> impl Iterator<Item = Option<Region>> + 'a {
+        self.ctx.regs(&self.node)
+    }
+    /// The MMIO regions of a device: `reg` entries of non-zero size, translated through buses
+    /// that all have `ranges` (nothing for a node on a bus that is not memory mapped).
+    pub fn mmio(&self) -> impl Iterator<Item = Region> + 'a {
+        let mapped = self.depth > 0 && self.ctx.memory_mapped();
+        self.ctx.regs(&self.node).take_while(move |_| mapped).flatten().filter(|r| r.size != 0)
+    }
+}
+
+/// What [`DeviceTree::visit`] reports.
+pub enum Visit<'b, 'a> {
+    /// Entering a node; the callback returns whether to visit its children (and its `Leave`).
+    Enter(Node<'b, 'a>),
+    /// Leaving a node whose `Enter` returned true, after its children.
+    Leave(Node<'b, 'a>),
 }
 
 // ---- the device tree -------------------------------------------------------------------------
@@ -575,6 +699,28 @@ impl<'a> DeviceTree<'a> {
         }
     }
 
+    /// Visit every node depth first, root included (up to 8 levels deep): `f` gets
+    /// [`Visit::Enter`] for each node and, when that returned true, [`Visit::Leave`] after the
+    /// node's children.
+    pub fn visit<'b>(&'b self, f: &mut dyn FnMut(Visit<'b, 'a>) -> bool) {
+        fn go<'b, 'a>(node: Node<'b, 'a>, f: &mut dyn FnMut(Visit<'b, 'a>) -> bool) {
+            if !f(Visit::Enter(node)) {
+                return;
+            }
+            if node.depth < MAX_DEPTH
+                && let Some(cctx) = node.ctx.child(&node.node, node.depth == 0)
+            {
+                for child in node.node.children() {
+                    go(Node { node: child, ctx: cctx, depth: node.depth + 1 }, f);
+                }
+            }
+            f(Visit::Leave(node));
+        }
+        if let Some(root) = self.root() {
+            go(Node { node: root, ctx: Ctx::root(), depth: 0 }, f);
+        }
+    }
+
     /// The node at an absolute `path` (components without a unit address match any), with
     /// its context.
     fn find_path(&self, path: &str) -> Option<(FdtNode<'_, 'a>, Ctx<'a>)> {
@@ -658,6 +804,7 @@ impl<'a> DeviceTree<'a> {
         self.parse_nodes(&mut p);
         p.memory.as_mut_slice().sort_unstable();
         self.parse_chosen(&mut p);
+        Self::initrd_module(&mut p);
         p
     }
 
@@ -665,6 +812,9 @@ impl<'a> DeviceTree<'a> {
         self.walk(&mut |node, ctx, level| {
             if level == 0 {
                 return true;
+            }
+            if let Some(end) = dma_window_end(&node, ctx) {
+                p.dma_limit = Some(p.dma_limit.map_or(end, |l| l.min(end)));
             }
             let name = node.name;
             let base = name.split('@').next().unwrap_or("");
@@ -870,7 +1020,11 @@ impl<'a> DeviceTree<'a> {
             bootargs: prop_str(&chosen, "xen,xen-bootargs").or_else(|| prop_str(&chosen, "bootargs")),
             stdout_path: prop_str(&chosen, "stdout-path").or_else(|| prop_str(&chosen, "linux,stdout-path")),
             dom0_bootargs: prop_str(&chosen, "xen,dom0-bootargs"),
+            initrd: initrd_region(&chosen),
         };
+        if chosen.property("linux,initrd-start").is_some() && p.chosen.initrd.is_none() {
+            p.warn("unusable linux,initrd-start/end ignored", chosen.name);
+        }
         if let Some(spec) = p.chosen.stdout_path {
             match self.resolve_uart(spec) {
                 Ok(u) => p.stdout = Some(u),
@@ -914,6 +1068,22 @@ impl<'a> DeviceTree<'a> {
                 p.warn("too many boot modules, some ignored", child.name);
                 break;
             }
+        }
+    }
+
+    /// The `/chosen` initrd as a boot module: dom0's kernel if no module is one, else its
+    /// ramdisk (if no module is one), else a module of unknown use (still kept out of RAM).
+    fn initrd_module(p: &mut Platform<'a>) {
+        let Some(region) = p.chosen.initrd else { return };
+        let kind = if p.module(ModuleKind::Kernel).is_none() {
+            ModuleKind::Kernel
+        } else if p.module(ModuleKind::Ramdisk).is_none() {
+            ModuleKind::Ramdisk
+        } else {
+            ModuleKind::Unknown
+        };
+        if p.modules.push(BootModule { kind, name: INITRD_MODULE, region, bootargs: None }).is_err() {
+            p.warn("too many boot modules, some ignored", INITRD_MODULE);
         }
     }
 }

@@ -176,6 +176,8 @@ fn pi4_like() -> Vec<u8> {
     w.property_string("bootargs", "console=ttyAMA0 root=/dev/mmcblk0p2").unwrap();
     w.property_string("xen,xen-bootargs", "loglvl=debug dom0_mem=256M").unwrap();
     w.property_string("xen,dom0-bootargs", "console=hvc0").unwrap();
+    w.property_u32("linux,initrd-start", 0x0400_0000).unwrap();
+    w.property_u64("linux,initrd-end", 0x0400_1234).unwrap();
     for (i, base) in [0x0100_0000u32, 0x0200_0000, 0x0300_0000].iter().enumerate() {
         let m = w.begin_node(&format!("module@{base:x}")).unwrap();
         w.property_string_list("compatible", std::vec!["multiboot,module".into()]).unwrap();
@@ -252,6 +254,7 @@ fn pi4_like() -> Vec<u8> {
         ],
     )
     .unwrap();
+    w.property_array_u32("dma-ranges", &[0xc000_0000, 0, 0, 0x4000_0000]).unwrap();
     let n = w.begin_node("serial@7e201000").unwrap();
     w.property_string_list("compatible", std::vec!["arm,pl011".into(), "arm,primecell".into()]).unwrap();
     w.property_array_u32("reg", &[0x7e20_1000, 0x200]).unwrap();
@@ -280,7 +283,26 @@ fn pi4_like() -> Vec<u8> {
     w.property_array_u32("reg", &[0x20_0000, 0x100]).unwrap();
     w.end_node(n).unwrap();
     w.end_node(sub).unwrap();
+    // a bus that is not memory mapped (no `ranges`): its children are not MMIO
+    let i2c = w.begin_node("i2c@7e804000").unwrap();
+    w.property_array_u32("reg", &[0x7e80_4000, 0x1000]).unwrap();
+    w.property_u32("#address-cells", 1).unwrap();
+    w.property_u32("#size-cells", 1).unwrap();
+    let n = w.begin_node("eeprom@50").unwrap();
+    w.property_array_u32("reg", &[0x50, 0x100]).unwrap();
+    w.end_node(n).unwrap();
+    w.end_node(i2c).unwrap();
     w.end_node(soc).unwrap();
+    // a second bus with a wider DMA window, and an empty (1:1, unrestricted) one
+    let n = w.begin_node("scb").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.property_u32("#size-cells", 1).unwrap();
+    w.property_null("ranges").unwrap();
+    w.property_array_u32("dma-ranges", &[0, 0, 0, 0, 0xfc00_0000]).unwrap();
+    w.end_node(n).unwrap();
+    let n = w.begin_node("v3dbus").unwrap();
+    w.property_null("dma-ranges").unwrap();
+    w.end_node(n).unwrap();
 
     let n = w.begin_node("timer").unwrap();
     w.property_string_list("compatible", std::vec!["arm,armv8-timer".into(), "arm,armv7-timer".into()]).unwrap();
@@ -339,8 +361,66 @@ fn pi4_like_tree_translates_bus_addresses() {
     assert_eq!(p.chosen.bootargs, Some("loglvl=debug dom0_mem=256M"), "xen,xen-bootargs wins");
     assert_eq!(p.chosen.dom0_bootargs, Some("console=hvc0"));
     let kinds: Vec<_> = p.modules.iter().map(|m| m.kind).collect();
-    assert_eq!(kinds, [ModuleKind::Kernel, ModuleKind::Ramdisk, ModuleKind::Unknown], "Xen's positional rule");
+    assert_eq!(
+        kinds,
+        [ModuleKind::Kernel, ModuleKind::Ramdisk, ModuleKind::Unknown, ModuleKind::Unknown],
+        "Xen's positional rule; the initrd is kept (reserved) but has no use with a kernel and a ramdisk"
+    );
     assert_eq!(p.modules[1].region, Region::new(0x200_0000, 0x10_0001), "/chosen's own 1+1 cells");
+    assert_eq!(p.chosen.initrd, Some(Region::new(0x400_0000, 0x1234)), "1-cell start, 2-cell end");
+    assert_eq!((p.modules[3].name, p.modules[3].region), (INITRD_MODULE, Region::new(0x400_0000, 0x1234)));
+    assert_eq!(p.dma_limit, Some(0x4000_0000), "/soc's window (the first GiB) is the narrowest");
+
+    // every device's MMIO, in CPU physical addresses; nothing from a bus without `ranges`
+    let mut mmio = Vec::new();
+    let mut names = Vec::new();
+    dt.visit(&mut |v| {
+        if let Visit::Enter(n) = v {
+            names.push((n.depth, n.name()));
+            mmio.extend(n.mmio().map(|r| (n.name(), r)));
+            return n.base_name() != "cpus";
+        }
+        true
+    });
+    assert_eq!(names[0], (0, ""));
+    assert!(names.contains(&(2, "serial@7e201000")) && names.contains(&(1, "cpus")));
+    assert!(!names.iter().any(|n| n.1.starts_with("cpu@")), "children of a node not entered are skipped");
+    assert!(mmio.contains(&("serial@7e201000", Region::new(0xfe20_1000, 0x200))));
+    assert!(mmio.contains(&("uart@1000", Region::new(0xfc00_1000, 0x100))), "two levels of ranges");
+    assert!(mmio.contains(&("i2c@7e804000", Region::new(0xfe80_4000, 0x1000))));
+    assert!(!mmio.iter().any(|m| m.0 == "eeprom@50" || m.0 == "uart@200000"), "{mmio:?}");
+    assert!(mmio.iter().any(|m| m.0.starts_with("memory")), "memory nodes are for the caller to skip");
+}
+
+#[test]
+fn initrd_alone_is_the_dom0_kernel() {
+    let mut w = FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.property_u32("#size-cells", 2).unwrap();
+    let n = w.begin_node("chosen").unwrap();
+    w.property_u64("linux,initrd-start", 0x800_0000).unwrap();
+    w.property_u64("linux,initrd-end", 0x801_6268).unwrap();
+    w.end_node(n).unwrap();
+    w.end_node(root).unwrap();
+    let blob = w.finish().unwrap();
+    let p = DeviceTree::new(&blob).unwrap().parse();
+    let k = p.module(ModuleKind::Kernel).unwrap();
+    assert_eq!((k.name, k.region, k.bootargs), (INITRD_MODULE, Region::new(0x800_0000, 0x1_6268), None));
+    assert!(p.module(ModuleKind::Ramdisk).is_none() && p.dma_limit.is_none());
+
+    // an empty range is no initrd, and says so
+    let mut w = FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    let n = w.begin_node("chosen").unwrap();
+    w.property_u32("linux,initrd-start", 0x800_0000).unwrap();
+    w.property_u32("linux,initrd-end", 0x800_0000).unwrap();
+    w.end_node(n).unwrap();
+    w.end_node(root).unwrap();
+    let blob = w.finish().unwrap();
+    let p = DeviceTree::new(&blob).unwrap().parse();
+    assert!(p.modules.is_empty() && p.chosen.initrd.is_none());
+    assert!(p.warnings.iter().any(|w| w.what.contains("initrd")), "{:?}", p.warnings);
 }
 
 #[test]
@@ -486,14 +566,16 @@ fn qemu_raspi4b_tree() {
         std::eprintln!("SKIPPED: no bcm2711-rpi-4-b.dtb under target/payloads (scripts/fetch-payloads.sh linux)");
         return;
     };
-    let Some(mut blob) = qemu_dtb_for("raspi4b", &args(&["-dtb", pi.to_str().unwrap(), "-append", "loglvl=all"]))
-    else {
+    let Some(mut blob) = qemu_dtb_for(
+        "raspi4b",
+        &args(&["-dtb", pi.to_str().unwrap(), "-append", "loglvl=all -- console=hvc0", "-initrd", "KERNEL"]),
+    ) else {
         return;
     };
     assert!(DeviceTree::remove_nops(&mut blob).unwrap() > 0, "QEMU's fixups leave NOPs");
     let dt = DeviceTree::new(&blob).unwrap();
     let p = dt.parse();
-    assert_eq!(p.chosen.bootargs, Some("loglvl=all"));
+    assert_eq!(p.chosen.bootargs, Some("loglvl=all -- console=hvc0"));
     assert!(p.memory[0].base == 0 && p.ram_bytes() >= 512 << 20, "{:?}", p.memory);
     assert_eq!(&*p.memreserve, &[Region::new(0, 0x1000)]);
     assert_eq!(p.cpus.len(), 4);
@@ -504,4 +586,22 @@ fn qemu_raspi4b_tree() {
     assert_eq!(pl011.base, 0xfe20_1000);
     let g = p.gic.unwrap();
     assert_eq!((g.version, g.dist.base, g.hyp_if.map(|r| r.base)), (GicVersion::V2, 0xff84_1000, Some(0xff84_4000)));
+    assert_eq!(g.vcpu_if, Some(Region::new(0xff84_6000, 0x2000)));
+    // QEMU's -initrd is /chosen linux,initrd-start/end: with no multiboot module, dom0's kernel
+    let k = p.module(ModuleKind::Kernel).unwrap();
+    assert_eq!((k.name, k.region.size), (INITRD_MODULE, 6));
+    assert_eq!(cmdline::BootOptions::parse(p.chosen.bootargs.unwrap()).dom0_extra, Some("console=hvc0"));
+    assert_eq!(p.dma_limit, Some(0x4000_0000), "BCM2711: DMA reaches the first GiB only");
+    // the devices dom0 gets: the mailbox, the EMMC2 controller under /emmc2bus, ...
+    let mut mmio = Vec::new();
+    dt.visit(&mut |v| {
+        if let Visit::Enter(n) = v
+            && n.enabled()
+        {
+            mmio.extend(n.mmio().map(|r| (n.name(), r)));
+        }
+        true
+    });
+    assert!(mmio.contains(&("mailbox@7e00b880", Region::new(0xfe00_b880, 0x40))), "{mmio:?}");
+    assert!(mmio.iter().any(|m| m.0.starts_with("mmc@7e340000") && m.1.base == 0xfe34_0000), "{mmio:?}");
 }

@@ -272,47 +272,33 @@ impl FrameTable {
 
     /// Take a reference on an in-use page owned by `owner` (Xen's `get_page`).
     pub fn get_page(&self, mfn: Mfn, owner: DomId) -> core::result::Result<(), RefError> {
-        let p = self.page(mfn).ok_or(RefError::NotInUse)?;
-        let mut c = p.count_info();
-        loop {
-            if FrameState::of(c) != FrameState::InUse {
-                return Err(RefError::NotInUse);
-            }
-            if ((c & OWNER_MASK) >> OWNER_SHIFT) as DomId != owner {
-                return Err(RefError::WrongOwner);
-            }
-            let n = c & PGC_COUNT_MASK;
-            if n == 0 {
-                return Err(RefError::Dying);
-            }
-            if n == PGC_COUNT_MASK {
-                return Err(RefError::Overflow);
-            }
-            match p.count_info.compare_exchange_weak(c, c + 1, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Ok(()),
-                Err(now) => c = now,
-            }
-        }
+        self.take_ref(mfn, Some(owner)).map(|_| ())
     }
 
     /// Take a reference whatever the owner; returns the owner (Xen's
     /// `page_get_owner_and_reference`).
     pub fn get_page_any_owner(&self, mfn: Mfn) -> core::result::Result<DomId, RefError> {
+        self.take_ref(mfn, None)
+    }
+
+    fn take_ref(&self, mfn: Mfn, want: Option<DomId>) -> core::result::Result<DomId, RefError> {
         let p = self.page(mfn).ok_or(RefError::NotInUse)?;
         let mut c = p.count_info();
         loop {
             if FrameState::of(c) != FrameState::InUse {
                 return Err(RefError::NotInUse);
             }
-            let n = c & PGC_COUNT_MASK;
-            if n == 0 {
-                return Err(RefError::Dying);
+            let owner = ((c & OWNER_MASK) >> OWNER_SHIFT) as DomId;
+            if want.is_some_and(|w| w != owner) {
+                return Err(RefError::WrongOwner);
             }
-            if n == PGC_COUNT_MASK {
-                return Err(RefError::Overflow);
+            match c & PGC_COUNT_MASK {
+                0 => return Err(RefError::Dying),
+                PGC_COUNT_MASK => return Err(RefError::Overflow),
+                _ => {}
             }
             match p.count_info.compare_exchange_weak(c, c + 1, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Ok(((c & OWNER_MASK) >> OWNER_SHIFT) as DomId),
+                Ok(_) => return Ok(owner),
                 Err(now) => c = now,
             }
         }

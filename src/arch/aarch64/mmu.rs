@@ -253,9 +253,9 @@ impl Stage1 {
         // Everything written with the MMU off went straight to memory; drop any stale cache
         // lines over it (tables, image, stack) so cacheable reads see memory.
         let (ps, pe) = Self::pool_range();
-        invalidate_dcache_range(ps, pe);
+        super::cache::invalidate_range(ps, pe);
         for &(start, end) in written {
-            invalidate_dcache_range(start, end);
+            super::cache::invalidate_range(start, end);
         }
         barrier::dsb(barrier::SY);
         barrier::isb(barrier::SY);
@@ -274,26 +274,6 @@ impl Stage1 {
                 + SCTLR_EL2::EE::Little,
         );
         barrier::isb(barrier::SY);
-    }
-}
-
-/// Smallest data cache line (CTR_EL0.DminLine).
-fn dcache_line() -> u64 {
-    let ctr: u64;
-    // SAFETY: reads CTR_EL0 (not provided by aarch64-cpu); no side effects.
-    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags)) };
-    4 << ((ctr >> 16) & 0xf)
-}
-
-/// `dc ivac` over `[start, end)`: invalidate to the point of coherency.
-fn invalidate_dcache_range(start: u64, end: u64) {
-    let line = dcache_line();
-    let mut a = start & !(line - 1);
-    while a < end {
-        // SAFETY: cache maintenance by VA on memory the image owns; with the MMU off there
-        // are no dirty lines of ours in it (writes were non-cacheable), so nothing is lost.
-        unsafe { asm!("dc ivac, {}", in(reg) a, options(nostack, preserves_flags)) };
-        a += line;
     }
 }
 

@@ -8,10 +8,7 @@ use crate::dt::Conduit;
 use core::arch::asm;
 use core::sync::atomic::{AtomicU8, Ordering};
 
-pub const PSCI_VERSION: u32 = 0x8400_0000;
-pub const PSCI_CPU_ON_64: u32 = 0xc400_0003;
-pub const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
-pub const PSCI_SYSTEM_RESET: u32 = 0x8400_0009;
+pub use xen_abi::psci::{PSCI_CPU_ON_64, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION};
 
 /// Exit codes given to semihosting (QEMU's exit status).
 pub mod exit_code {

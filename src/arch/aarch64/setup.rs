@@ -311,7 +311,7 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
 
     let (mm, mut plan) = init_memory(&img, dtb, &plat);
     // Dom0's RAM is carved before the page allocator gets the rest.
-    let dom0_plan = plan_dom0(&img, &plat, &opts, &mut plan);
+    let dom0_plan = plan_dom0(&img, &dt, &plat, &opts, uart.as_ref(), &mut plan);
     give_to_heap(&mm, plan);
 
     let stage = init_stage2();
@@ -328,13 +328,86 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
         super::selftest::run(name, hv);
     }
 
-    let (k, plan) = dom0_plan.unwrap_or_else(|e| dom0_failed(&e));
+    let (k, mut plan) = dom0_plan.unwrap_or_else(|e| dom0_failed(&e));
+
+    // The GIC: SGIs between CPUs, and on GICv2 the virtual CPU interface dom0 gets at the
+    // GICC address.
+    let vgic = match super::gic::init(&plat) {
+        Ok((_, v)) => {
+            super::gic::enable(super::gic::SGI_KICK);
+            v
+        }
+        Err(super::gic::GicError::NoGic) => None,
+        Err(e) => {
+            warn!("GIC: {e}; no inter-processor interrupts, dom0 gets no virtual CPU interface");
+            None
+        }
+    };
+    if let Some(v) = vgic {
+        info!("GIC: virtual interface with {} list registers enabled", v.list_registers);
+    }
+    super::smp::start_secondaries(&plat);
+
+    // Dom0: vCPU i pinned to CPU i.
+    let want = opts.dom0_max_vcpus.unwrap_or(1).max(1) as usize;
+    let cpus = super::guest::free_cpus();
+    if want > cpus.len() {
+        warn!("dom0_max_vcpus={want} but {} CPUs are online: dom0 gets {} vCPUs (one per CPU)", cpus.len(), cpus.len());
+    }
+    let dom0_cpus = &cpus[..want.min(cpus.len())];
+    plan.vcpus = dom0_cpus.len() as u32;
     let initrd = plat.module(ModuleKind::Ramdisk).map(|m| module_bytes(m.region));
-    let cmdline = k.bootargs.or(plat.chosen.dom0_bootargs).unwrap_or("");
+    // A kernel from /chosen linux,initrd (the Pi firmware's `initramfs`, QEMU's -initrd) has
+    // no bootargs of its own: the Xen console by default.
+    let default_args = if k.name == crate::dt::INITRD_MODULE { "console=hvc0" } else { "" };
+    let cmdline = crate::dom0::cmdline(k.bootargs, plat.chosen.dom0_bootargs, opts.dom0_extra, default_args);
     let iomem = dom0_iomem(&plat, uart.as_ref(), hv.stage.ipa_bits);
-    let d0 = crate::dom0::build(hv, &plat, &plan, module_bytes(k.region), initrd, cmdline, &iomem)
+    let gicv = vgic.and_then(|_| crate::dom0::gicv_mapping(&plat));
+    let dev = crate::dom0::Devices {
+        iomem: &iomem,
+        mmio: gicv.as_slice(),
+        host: crate::dom0::fdt::HostTree::new(dt, &plat, uart.map(|u| u.base)),
+    };
+    let d0 = crate::dom0::build(hv, &plat, &plan, module_bytes(k.region), initrd, &cmdline, &dev)
         .unwrap_or_else(|e| dom0_failed(&e));
-    super::guest::start_dom0(d0)
+    for r in &d0.written {
+        super::cache::clean_range(r.start, r.end);
+    }
+    super::guest::add_domain(d0.domain.clone(), dom0_cpus, d0.entry, d0.dtb);
+
+    start_domus(&plat, k.region.base);
+    // CPU 0 runs dom0's vCPU 0.
+    super::guest::idle()
+}
+
+/// Every further `multiboot,kernel` module becomes a domU (domain 1, 2, ...), with the memory
+/// and vCPUs its boot arguments ask for (`granite.mem=`, `granite.vcpus=`) on free CPUs.
+fn start_domus(plat: &Platform<'static>, dom0_kernel: u64) {
+    let hv = hypervisor();
+    let mut id = 1;
+    for m in plat.modules.iter().filter(|m| m.kind == ModuleKind::Kernel && m.region.base != dom0_kernel) {
+        let args = m.bootargs.unwrap_or("");
+        let o = crate::domu::DomUOptions::parse(args);
+        let cpus = super::guest::free_cpus();
+        if cpus.is_empty() {
+            warn!("d{id}: no free CPU for the kernel module at {:#x}: not started", m.region.base);
+            continue;
+        }
+        let n = (o.vcpus as usize).min(cpus.len());
+        if n < o.vcpus as usize {
+            warn!("d{id}: {} vCPUs asked, {n} free CPUs: it gets {n}", o.vcpus);
+        }
+        match crate::domu::build(hv, id, module_bytes(m.region), args, o.mem, n as u32) {
+            Ok(b) => {
+                for r in &b.written {
+                    super::cache::clean_range(r.start, r.end);
+                }
+                super::guest::add_domain(b.domain.clone(), &cpus[..n], b.entry, b.dtb);
+                id += 1;
+            }
+            Err(e) => log::error!("d{id}: cannot build a domain from the module at {:#x}: {e}", m.region.base),
+        }
+    }
 }
 
 fn dom0_failed(e: &dyn core::fmt::Display) -> ! {
@@ -350,14 +423,18 @@ fn module_bytes(r: Region) -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(r.base as *const u8, r.size as usize) }
 }
 
-/// Step 1 of dom0: choose its RAM (before the heap takes the rest) and layout.
+/// Step 1 of dom0: choose its RAM (before the heap takes the rest), layout and the devices
+/// passed through.
 fn plan_dom0(
     img: &Image,
+    dt: &DeviceTree,
     plat: &Platform<'static>,
     opts: &BootOptions,
+    uart: Option<&Uart>,
     plan: &mut BootMem,
 ) -> Result<(crate::dt::BootModule<'static>, crate::dom0::Dom0Plan), crate::dom0::Dom0Error> {
     let k = *plat.module(ModuleKind::Kernel).ok_or(crate::dom0::Dom0Error::NoKernel)?;
+    let mmio = crate::dom0::passthrough(dt, plat, &dom0_kept(plat, uart));
     let initrd_len = plat.module(ModuleKind::Ramdisk).map(|m| m.region.size);
     let image = Range { start: img.start, end: img.end };
     let mem = opts.dom0_mem.unwrap_or(crate::dom0::DEFAULT_DOM0_MEM);
@@ -369,9 +446,25 @@ fn plan_dom0(
         initrd_len,
         dom0_mem: mem,
         max_grant_frames: max_frames,
+        mmio: &mmio,
     };
     let p = crate::dom0::plan(plan, plat, &inputs)?;
     Ok((k, p))
+}
+
+/// The devices the hypervisor keeps from dom0: the GIC (all its regions) and the console UART.
+fn dom0_kept(p: &Platform, uart: Option<&Uart>) -> alloc::vec::Vec<Region> {
+    let mut kept = alloc::vec::Vec::new();
+    if let Some(g) = &p.gic {
+        kept.push(g.dist);
+        kept.extend(g.redist.iter());
+        kept.extend([g.cpu_if, g.hyp_if, g.vcpu_if].iter().flatten());
+        kept.extend(g.its.iter());
+    }
+    if let Some(u) = uart {
+        kept.push(Region::new(u.base, u.size.max(console::PL011_SIZE)));
+    }
+    kept
 }
 
 /// MMIO dom0 may map itself (`XENMAPSPACE_dev_mmio`): every frame that is neither RAM nor a
@@ -380,15 +473,7 @@ fn dom0_iomem(p: &Platform, uart: Option<&Uart>, ipa_bits: u32) -> alloc::vec::V
     use crate::dom0::layout::subtract;
     let r = |x: &Region| Range { start: x.base & !0xfff, end: (x.end() + 0xfff) & !0xfff };
     let mut kept: alloc::vec::Vec<Range> = p.memory.iter().map(r).collect();
-    if let Some(g) = &p.gic {
-        kept.push(r(&g.dist));
-        kept.extend(g.redist.iter().map(r));
-        kept.extend([g.cpu_if, g.hyp_if, g.vcpu_if].iter().flatten().map(r));
-        kept.extend(g.its.iter().map(r));
-    }
-    if let Some(u) = uart {
-        kept.push(r(&Region::new(u.base, u.size.max(console::PL011_SIZE))));
-    }
+    kept.extend(dom0_kept(p, uart).iter().map(r));
     subtract(&[Range { start: 0, end: 1 << ipa_bits }], &kept).iter().map(|x| (x.start >> 12, x.end >> 12)).collect()
 }
 

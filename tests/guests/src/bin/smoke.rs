@@ -10,6 +10,10 @@
 //! Scenarios run in order. Each removes what it mapped, except that 3 → 4 → 5 are one
 //! sequence (map, refuse to map again, remove). The grant table only grows, so 2 must run
 //! before 3 and 7.
+//!
+//! Scenario 16 runs only on a Raspberry Pi (a `brcm,bcm2835-mbox` VideoCore mailbox under
+//! `/soc`, as a direct-mapped dom0 sees the host's devices): a DMA master, which knows only
+//! machine addresses, must find our RAM at its guest-physical address.
 #![no_std]
 #![no_main]
 
@@ -164,6 +168,9 @@ fn main(p: &Platform) {
     scenario("unknown_ops", |c| unknown_ops(c, &env));
     scenario("map_own_grant", |c| map_own_grant(c, &env));
     scenario("grant_copy", |c| grant_copy(c, &env));
+    if let Some(mb) = Mailbox::find(p) {
+        scenario("mailbox_dma", |c| mailbox_dma(c, &env, &mb));
+    }
 }
 
 /// 1. Version, and the grant-table version ops (v2 is compiled out on Arm).
@@ -729,4 +736,190 @@ fn grant_copy(c: &mut Check, env: &Env) {
     f.clear(REF_COPY);
     f.clear(REF_RO);
     c.rc("remove g0 (cleanup)", remove(g), 0);
+}
+
+/// A Raspberry Pi's VideoCore mailbox (`brcm,bcm2835-mbox`, a child of `/soc`), read from our
+/// device tree: the CPU address of its registers (its `reg` through `/soc` `ranges`) and the
+/// `/soc` `dma-ranges` windows (VideoCore bus address, CPU address, size).
+struct Mailbox {
+    regs: u64,
+    dma: [(u64, u64, u64); 4],
+    windows: usize,
+}
+
+/// Mailbox registers: ARM <- VideoCore (0) and ARM -> VideoCore (1).
+const MAIL0_READ: u64 = 0x00;
+const MAIL0_STATUS: u64 = 0x18;
+const MAIL1_WRITE: u64 = 0x20;
+const MAIL1_STATUS: u64 = 0x38;
+const MAIL_FULL: u32 = 1 << 31;
+const MAIL_EMPTY: u32 = 1 << 30;
+/// The property channel (ARM to VideoCore).
+const CHANNEL_PROPERTY: u32 = 8;
+/// Property tag "get ARM memory": base and size of the RAM the ARM cores own.
+const TAG_GET_ARM_MEMORY: u32 = 0x0001_0005;
+const RESPONSE_OK: u32 = 0x8000_0000;
+const REF_DMA: u32 = 21;
+
+/// The page the VideoCore reads the request from and writes its reply to.
+static MBOX: Pages<1> = Pages::new();
+
+fn be_cells(v: &[u8], n: usize) -> Option<u64> {
+    let cell = |i: usize| v.get(4 * i..4 * i + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64);
+    match n {
+        1 => cell(0),
+        2 => Some(cell(0)? << 32 | cell(1)?),
+        _ => None,
+    }
+}
+
+impl Mailbox {
+    fn find(p: &Platform) -> Option<Mailbox> {
+        // SAFETY: the device tree the hypervisor handed us, in our RAM (mapped), never written.
+        let blob = unsafe { core::slice::from_raw_parts(p.dtb.base as *const u8, p.dtb.size as usize) };
+        let fdt = fdt::Fdt::new(blob).ok()?;
+        let cells = |n: &fdt::node::FdtNode, name: &str, dflt: usize| {
+            n.property(name).and_then(|v| be_cells(v.value, 1)).map_or(dflt, |c| c as usize)
+        };
+        let root_ac = cells(&fdt.find_node("/")?, "#address-cells", 2);
+        let soc = fdt.find_node("/soc")?;
+        let (ac, sc) = (cells(&soc, "#address-cells", 2), cells(&soc, "#size-cells", 1));
+        let mbox =
+            soc.children().find(|n| n.compatible().is_some_and(|c| c.all().any(|s| s == "brcm,bcm2835-mbox")))?;
+        let bus = be_cells(mbox.property("reg")?.value, ac)?;
+        // (child, parent, size) entries of a ranges-like property of /soc
+        let entries = |name: &str| {
+            let v = soc.property(name).map_or(&[][..], |p| p.value);
+            let step = 4 * (ac + root_ac + sc);
+            v.chunks_exact(step).filter_map(move |e| {
+                Some((be_cells(e, ac)?, be_cells(&e[4 * ac..], root_ac)?, be_cells(&e[4 * (ac + root_ac)..], sc)?))
+            })
+        };
+        let regs = entries("ranges").find(|&(c, _, s)| bus >= c && bus - c < s).map(|(c, p, _)| p + (bus - c))?;
+        let mut mb = Mailbox { regs, dma: [(0, 0, 0); 4], windows: 0 };
+        for w in entries("dma-ranges").take(4) {
+            mb.dma[mb.windows] = w;
+            mb.windows += 1;
+        }
+        Some(mb)
+    }
+
+    /// The VideoCore bus address of CPU address `pa`, if a DMA window covers it.
+    fn bus_address(&self, pa: u64) -> Option<u64> {
+        self.dma[..self.windows].iter().find(|&&(_, p, s)| pa >= p && pa - p < s).map(|&(c, p, _)| c + (pa - p))
+    }
+
+    fn read(&self, reg: u64) -> u32 {
+        // SAFETY: a mailbox register, mapped Device-nGnRE by `mailbox_dma`; 32-bit accesses.
+        unsafe { ((self.regs + reg) as *const u32).read_volatile() }
+    }
+
+    fn write(&self, reg: u64, v: u32) {
+        // SAFETY: as in `read`.
+        unsafe { ((self.regs + reg) as *mut u32).write_volatile(v) }
+    }
+
+    /// Wait (bounded) until `reg` has `bit` clear.
+    fn wait_clear(&self, reg: u64, bit: u32) -> bool {
+        (0..2_000_000).any(|_| self.read(reg) & bit == 0)
+    }
+}
+
+/// Clean and invalidate `[va, va + len)` to the point of coherency: the VideoCore's accesses
+/// do not snoop the ARM caches on the real board.
+fn dcache_clean_inval(va: u64, len: u64) {
+    let mut a = va & !15;
+    while a < va + len {
+        // SAFETY: cache maintenance of our own mapped RAM; no data changes.
+        unsafe { core::arch::asm!("dc civac, {}", in(reg) a, options(nostack, preserves_flags)) };
+        a += 16;
+    }
+    // SAFETY: a barrier only.
+    unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+fn mbox_word(i: usize) -> *mut u32 {
+    (MBOX.addr(0) + 4 * i as u64) as *mut u32
+}
+
+/// 16. (Raspberry Pi) Our RAM is where a DMA master expects it: we ask the VideoCore firmware,
+///     through the mailbox (MMIO at its machine address), for the ARM memory; it reads the
+///     request from and writes the reply to the machine address it derives from the bus
+///     address we give it, which is our buffer's guest-physical address translated by
+///     `dma-ranges`. The reply landing in our buffer proves guest physical == machine
+///     physical there. A grant mapping of that page then gives `dev_bus_addr` = that address.
+fn mailbox_dma(c: &mut Check, env: &Env, mb: &Mailbox) {
+    let buf = MBOX.addr(0);
+    let Some(bus) = mb.bus_address(buf) else {
+        granite_guests::println!(
+            "[granite-test] note mailbox_dma: buffer {buf:#x} is outside every DMA window: skipped"
+        );
+        return;
+    };
+    let page = mb.regs & !(PAGE - 1);
+    mmu::map(page, PAGE, mmu::Attr::Device);
+    let request = [32, 0, TAG_GET_ARM_MEMORY, 8, 0, 0, 0, 0];
+    for (i, w) in request.into_iter().enumerate() {
+        // SAFETY: our own page; the VideoCore reads it only after the write below.
+        unsafe { mbox_word(i).write_volatile(w) };
+    }
+    dcache_clean_inval(buf, 32);
+    // Drain stale replies, then post ours.
+    for _ in 0..16 {
+        if mb.read(MAIL0_STATUS) & MAIL_EMPTY != 0 {
+            break;
+        }
+        mb.read(MAIL0_READ);
+    }
+    if !c.that("mailbox accepts a message", mb.wait_clear(MAIL1_STATUS, MAIL_FULL), "always full") {
+        return;
+    }
+    let msg = (bus as u32 & !0xf) | CHANNEL_PROPERTY;
+    mb.write(MAIL1_WRITE, msg);
+    if !c.that("the VideoCore answers", mb.wait_clear(MAIL0_STATUS, MAIL_EMPTY), "no reply") {
+        return;
+    }
+    c.eq("reply names our buffer's bus address", Hex(mb.read(MAIL0_READ) as u64), Hex(msg as u64));
+    dcache_clean_inval(buf, 32);
+    // SAFETY: our own page, read after the VideoCore is done with it.
+    let word = |i: usize| unsafe { mbox_word(i).read_volatile() };
+    let ok = c.eq(
+        "reply written at our guest-physical address (response code)",
+        Hex(word(1) as u64),
+        Hex(RESPONSE_OK as u64),
+    );
+    c.eq("tag response (8 bytes)", Hex(word(4) as u64), Hex((RESPONSE_OK | 8) as u64));
+    let (base, size) = (word(5) as u64, word(6) as u64);
+    c.that(
+        "our buffer lies in the ARM memory the firmware reports",
+        buf >= base && buf - base < size,
+        format_args!("{buf:#x} outside {base:#x}+{size:#x}"),
+    );
+    if ok {
+        granite_guests::println!(
+            "[granite-test] note mailbox_dma: the VideoCore (DMA at bus {bus:#x}) replied into guest-physical \
+             {buf:#x}: machine address == guest-physical; ARM memory {base:#x}-{:#x}",
+            base + size
+        );
+    }
+
+    // The grant mapping of the page the DMA master wrote: dev_bus_addr is its machine address.
+    if !c.rc("frame 0 -> g0", add_gt(0, env.g0), 0) {
+        return;
+    }
+    let f = frame_at(env.g0);
+    f.grant(REF_DMA, GTF_PERMIT_ACCESS, 0, MBOX.gfn(0) as u32);
+    let h = gaddr(env.x0 + 0x10);
+    let (rc, m) = map_grant_ref(h, GNTMAP_HOST_MAP, REF_DMA, 0);
+    c.rc("map rc", rc, 0);
+    c.st("map status", m.status, GNTST_OKAY);
+    c.eq("dev_bus_addr = the machine address the VideoCore used", Hex(m.dev_bus_addr), Hex(buf));
+    if m.status == GNTST_OKAY {
+        expect_read(c, "through the grant mapping", h + 16, (word(5) as u64) << 32 | word(4) as u64);
+        let (rc, st) = unmap_grant_ref(h, 0, m.handle);
+        c.rc("unmap rc", rc, 0);
+        c.st("unmap status", st, GNTST_OKAY);
+    }
+    f.clear(REF_DMA);
+    c.rc("remove g0 (cleanup)", remove(env.g0), 0);
 }

@@ -1,0 +1,277 @@
+//! libFuzzer target: the portable hypercall layer on a simulated machine with three domains
+//! (privileged dom0, domUs 1 and 2). The input is decoded into a sequence of hypercalls —
+//! valid, nearly valid and garbage — with arguments placed in the caller's memory or pointing
+//! anywhere, grant entries written by the "guests" themselves, and domain teardowns. After
+//! every call the audit must be clean; at the end every page must be back in the allocator.
+//!
+//!     scripts/fuzz-host.sh [seconds]     (cargo +nightly fuzz run hypercalls)
+#![no_main]
+
+use granite::audit::audit;
+use granite::hv::{Hypervisor, Options};
+use granite::hypercall::{self, Call, IdentityVa, Outcome, Pod};
+use granite::testing::{GUEST_GNTTAB_GFN, GUEST_RAM_GFN, Guest, HostMachine};
+use granite::tlb::NoTlb;
+use libfuzzer_sys::fuzz_target;
+use std::sync::Arc;
+use xen_abi::gnttab::*;
+use xen_abi::memory::*;
+use xen_abi::*;
+
+/// Consumes the input; returns zeros once it runs out.
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn u8(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((&b, rest)) => {
+                self.0 = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+    fn u64(&mut self) -> u64 {
+        (0..8).fold(0, |a, i| a | (self.u8() as u64) << (8 * i))
+    }
+    /// A number biased toward the interesting ones.
+    fn num(&mut self, small: u64) -> u64 {
+        match self.u8() % 8 {
+            0..=3 => self.u8() as u64 % small.max(1),
+            4 => u64::MAX,
+            5 => 1 << (self.u8() % 64),
+            _ => self.u64(),
+        }
+    }
+    /// A GFN: the grant region, the guest's RAM, beyond the IPA, or anything.
+    fn gfn(&mut self) -> u64 {
+        match self.u8() % 6 {
+            0 | 1 => GUEST_GNTTAB_GFN + self.u8() as u64 % 16,
+            2 => GUEST_RAM_GFN + 4 + self.u8() as u64 % 12,
+            3 => (1 << 28) + self.u8() as u64,
+            4 => u64::MAX - self.u8() as u64 % 2,
+            _ => self.u64() % (1 << 30),
+        }
+    }
+    fn domid(&mut self) -> u16 {
+        match self.u8() % 8 {
+            0..=2 => DOMID_SELF,
+            3 => 0,
+            4 => 1 + self.u8() as u16 % 3,
+            5 => [DOMID_IO, DOMID_XEN, DOMID_INVALID, DOMID_COW][self.u8() as usize % 4],
+            _ => self.u16(),
+        }
+    }
+}
+
+/// The argument area of every guest: RAM pages 0..3 (RAM is 16 pages at GUEST_RAM_GFN).
+const ARG: u64 = GUEST_RAM_GFN << 12;
+
+struct World {
+    m: HostMachine,
+    guests: [Option<Guest>; 3],
+    free0: u64,
+}
+
+impl World {
+    fn hv(&self) -> &Hypervisor {
+        &self.m.hv
+    }
+    /// An argument pointer: usually the argument area, sometimes something bad.
+    fn ptr(b: &mut Bytes) -> u64 {
+        match b.u8() % 10 {
+            0..=6 => ARG,
+            7 => ((GUEST_RAM_GFN + 16) << 12) - 1 - b.u8() as u64 % 32, // straddles the end of RAM
+            8 => GUEST_GNTTAB_GFN << 12,                                // a grant frame, if mapped
+            _ => b.u64(),
+        }
+    }
+    fn call(&self, who: usize, op: u64, args: [u64; 5]) {
+        let Some(g) = &self.guests[who] else { return };
+        let console = |_: &[u8]| {};
+        let c = Call { hv: self.hv(), d: &g.d, va: &IdentityVa, console: &console };
+        let mut a = args;
+        for _ in 0..10_000 {
+            match hypercall::hypercall(&c, op, &mut a) {
+                Outcome::Continue => continue,
+                _ => return,
+            }
+        }
+        panic!("hypercall {op} never finished");
+    }
+    fn put<T: Pod>(&self, who: usize, v: &T) {
+        if let Some(g) = &self.guests[who] {
+            g.put(self.hv(), ARG, v);
+        }
+    }
+    fn step(&mut self, b: &mut Bytes) {
+        let who = b.u8() as usize % 3;
+        if self.guests[who].is_none() {
+            return;
+        }
+        match b.u8() % 11 {
+            0 => {
+                let space = match b.u8() % 8 {
+                    7 => b.u8() as u32,
+                    s => s as u32,
+                };
+                self.put(
+                    who,
+                    &XenAddToPhysmap { domid: b.domid(), size: b.u16() % 8, space, idx: b.num(70), gpfn: b.gfn() },
+                );
+                let cmd = XENMEM_ADD_TO_PHYSMAP | if b.u8() % 16 == 0 { b.u64() << 6 } else { 0 };
+                self.call(who, hypercall_op(), [cmd, Self::ptr(b), 0, 0, 0]);
+            }
+            1 => {
+                self.put(who, &XenRemoveFromPhysmap { domid: b.domid(), _pad: [0; 6], gpfn: b.gfn() });
+                self.call(who, hypercall_op(), [XENMEM_REMOVE_FROM_PHYSMAP, Self::ptr(b), 0, 0, 0]);
+            }
+            2 => {
+                let n = b.u8() as u64 % 9;
+                let (idxs, gpfns, errs) = (ARG + 0x1000, ARG + 0x1400, ARG + 0x1800);
+                if let Some(g) = &self.guests[who] {
+                    for i in 0..n {
+                        g.put(self.hv(), idxs + 8 * i, &b.num(70));
+                        g.put(self.hv(), gpfns + 8 * i, &b.gfn());
+                    }
+                }
+                let space = b.u8() as u16 % 7;
+                self.put(
+                    who,
+                    &XenAddToPhysmapBatch { domid: b.domid(), space, size: n as u16, u: b.domid(), idxs, gpfns, errs },
+                );
+                self.call(who, hypercall_op(), [XENMEM_ADD_TO_PHYSMAP_BATCH, Self::ptr(b), 0, 0, 0]);
+            }
+            3 => {
+                let nr = b.u8() as u32 % 80;
+                self.put(
+                    who,
+                    &GnttabSetupTable { dom: b.domid(), nr_frames: nr, frame_list: ARG + 0x2000, ..Default::default() },
+                );
+                let cmd = [
+                    GNTTABOP_SETUP_TABLE,
+                    GNTTABOP_QUERY_SIZE,
+                    GNTTABOP_GET_VERSION,
+                    GNTTABOP_SET_VERSION,
+                    GNTTABOP_GET_STATUS_FRAMES,
+                    GNTTABOP_DUMP_TABLE,
+                ][b.u8() as usize % 6];
+                let count = if b.u8() % 8 == 0 { b.u64() } else { 1 };
+                self.call(who, grant_op(), [cmd, Self::ptr(b), count, 0, 0]);
+            }
+            4 => {
+                let host =
+                    if b.u8() % 2 == 0 { (GUEST_GNTTAB_GFN + 32 + b.u8() as u64 % 8) << 12 } else { b.gfn() << 12 };
+                self.put(
+                    who,
+                    &GnttabMapGrantRef {
+                        host_addr: host,
+                        flags: b.u8() as u32 % 32,
+                        ref_: b.num(600) as u32,
+                        dom: b.domid(),
+                        ..Default::default()
+                    },
+                );
+                self.call(who, grant_op(), [GNTTABOP_MAP_GRANT_REF, Self::ptr(b), 1 + (b.u8() % 2) as u64, 0, 0]);
+            }
+            5 => {
+                let host =
+                    if b.u8() % 2 == 0 { (GUEST_GNTTAB_GFN + 32 + b.u8() as u64 % 8) << 12 } else { b.gfn() << 12 };
+                self.put(
+                    who,
+                    &GnttabUnmapGrantRef {
+                        host_addr: host,
+                        dev_bus_addr: 0,
+                        handle: b.num(8) as u32,
+                        ..Default::default()
+                    },
+                );
+                self.call(who, grant_op(), [GNTTABOP_UNMAP_GRANT_REF, Self::ptr(b), 1, 0, 0]);
+            }
+            6 => {
+                let side =
+                    |b: &mut Bytes| GnttabCopyPtr { u: b.num(600), domid: b.domid(), offset: b.u16() % 4200, _pad: 0 };
+                let op = GnttabCopy {
+                    source: side(b),
+                    dest: side(b),
+                    len: b.u16() % 4200,
+                    flags: b.u8() as u16 % 4,
+                    ..Default::default()
+                };
+                self.put(who, &op);
+                self.call(who, grant_op(), [GNTTABOP_COPY, Self::ptr(b), 1, 0, 0]);
+            }
+            7 => {
+                // The guest writes one of its own grant entries, granting a RAM page (or junk).
+                let g = self.guests[who].as_ref().unwrap();
+                let gref = b.u8() as u32 % 16;
+                let frame =
+                    if b.u8() % 4 == 0 { b.u64() as u32 } else { (GUEST_RAM_GFN + 4 + b.u8() as u64 % 12) as u32 };
+                g.write_grant(self.hv(), gref, b.u16() % 0x40, b.u16() % 4, frame);
+            }
+            8 if who != 0 => {
+                // Tear the domain down (its vCPUs "stopped") and start a fresh one.
+                let g = self.guests[who].take().unwrap();
+                self.hv().destroy_domain(&g.d);
+                drop(g);
+                if self.hv().domain_any_state(who as u16).is_none() && b.u8() % 2 == 0 {
+                    self.guests[who] = Some(Guest::new(self.hv(), who as u16, 4));
+                }
+            }
+            9 => {
+                let op = match b.u8() % 4 {
+                    0 => b.u64(),
+                    1 => b.u8() as u64 % 70,
+                    _ => [hypercall::XEN_MAJOR, 12, 17, 18, 20, 29, 63][b.u8() as usize % 7],
+                };
+                let args = [b.num(64), Self::ptr(b), b.num(4), Self::ptr(b), b.u64()];
+                // SCHEDOP_shutdown only asks the arch layer to stop the domain: harmless here.
+                self.call(who, op, args);
+            }
+            _ => {
+                self.put(
+                    who,
+                    &XenAddToPhysmap {
+                        domid: DOMID_SELF,
+                        size: 0,
+                        space: XENMAPSPACE_GRANT_TABLE,
+                        idx: b.num(8),
+                        gpfn: GUEST_GNTTAB_GFN + b.u8() as u64 % 16,
+                    },
+                );
+                self.call(who, hypercall_op(), [XENMEM_ADD_TO_PHYSMAP, ARG, 0, 0, 0]);
+            }
+        }
+    }
+}
+
+fn hypercall_op() -> u64 {
+    xen_abi::hypercall::MEMORY_OP
+}
+fn grant_op() -> u64 {
+    xen_abi::hypercall::GRANT_TABLE_OP
+}
+
+fuzz_target!(|data: &[u8]| {
+    let m = HostMachine::new(2048, 40, Arc::new(NoTlb), Options { max_grant_frames: 6, ..Options::default() });
+    let free0 = m.hv.mm.heap.free_frames();
+    let guests = [Some(Guest::new(&m.hv, 0, 4)), Some(Guest::new(&m.hv, 1, 4)), Some(Guest::new(&m.hv, 2, 4))];
+    let mut w = World { m, guests, free0 };
+    let mut b = Bytes(data);
+    for _ in 0..64 {
+        if b.0.is_empty() {
+            break;
+        }
+        w.step(&mut b);
+        let r = audit(w.hv());
+        assert!(r.is_clean(), "audit: {:?}", r.violations);
+    }
+    for g in w.guests.iter_mut().filter_map(|g| g.take()) {
+        w.m.hv.destroy_domain(&g.d);
+    }
+    assert!(w.m.hv.domains().is_empty(), "every domain finalised");
+    assert_eq!(w.m.hv.mm.heap.free_frames(), w.free0, "every page back in the allocator");
+});

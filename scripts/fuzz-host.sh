@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Host-side fuzzing of the portable hypercall layer (libFuzzer through cargo fuzz, with the
+# nightly toolchain): fuzz/fuzz_targets/hypercalls.rs, the audit checked after every call.
+#   scripts/fuzz-host.sh [seconds]     (default 60)
+# Without a nightly toolchain it says so and exits 0. A crash leaves its input in
+# fuzz/artifacts/hypercalls/ and exits non-zero; replay it with
+#   cd fuzz && cargo +nightly fuzz run hypercalls artifacts/hypercalls/<file>
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+secs=${1:-60}
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "[fuzz-host] no nightly Rust toolchain on this machine: host fuzzing skipped"
+    exit 0
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "[fuzz-host] installing cargo-fuzz (crates.io)"
+    cargo install cargo-fuzz --locked --quiet
+fi
+cd "$top/fuzz"
+mkdir -p corpus/hypercalls
+echo "[fuzz-host] cargo +nightly fuzz run hypercalls for ${secs}s"
+log=$top/target/logs/fuzz-host.log
+mkdir -p "$(dirname "$log")"
+set +e
+cargo +nightly fuzz run hypercalls corpus/hypercalls -- -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1
+rc=$?
+set -e
+grep -aE '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==|thread .* panicked|SUMMARY|Test unit written)' "$log" || true
+if [ "$rc" != 0 ]; then
+    echo "[fuzz-host] FAILED (exit $rc); the end of $log:"
+    tail -n 40 "$log"
+fi
+exit "$rc"

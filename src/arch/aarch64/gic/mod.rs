@@ -1,0 +1,178 @@
+//! The interrupt controller, behind one interface whatever its version.
+//!
+//! Everything comes from the device tree ([`crate::dt::Gic`]): the distributor, the CPU
+//! interface and, for virtualization, the hypervisor control interface (GICH) and the virtual
+//! CPU interface (GICV). [`init`] picks the driver once, on the boot CPU; the rest of the
+//! hypervisor then uses the free functions here (or [`driver`]), which reach the hardware of
+//! the calling CPU:
+//!
+//! | call | what |
+//! |---|---|
+//! | [`init_cpu`] | per-CPU: this CPU's interface (and on GICv2 its interface number for SGIs) |
+//! | [`send_sgi`] | an SGI to the CPU with a given MPIDR |
+//! | [`ack`] / [`eoi`] | acknowledge the highest-priority pending interrupt / end it |
+//! | [`enable`] / [`disable`] | one interrupt (SGIs and PPIs: of the calling CPU) |
+//! | [`init_virt`] | per-CPU: the virtualization interface (list registers) |
+//!
+//! Nothing is enabled by [`init`]: a caller enables what it handles. Physical interrupts are
+//! taken at EL2 while a guest runs (HCR_EL2.IMO), so an enabled interrupt nobody handles
+//! would stop the machine.
+//!
+//! Versions: [`v2`] (GIC-400 and other GICv2: the Raspberry Pi 4), [`v3`] (QEMU virt).
+
+pub mod v2;
+pub mod v3;
+
+use crate::dt::{GicVersion, Platform, Region};
+use aarch64_cpu::registers::{MPIDR_EL1, Readable};
+use core::fmt;
+
+/// An acknowledged interrupt, as [`ack`] returns it: give it back unchanged to [`eoi`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Irq {
+    /// The interrupt ID (SGI 0-15, PPI 16-31, SPI 32-1019).
+    pub intid: u32,
+    /// What the acknowledge register said (on GICv2 it names the CPU that sent an SGI, and
+    /// the end of interrupt must repeat it).
+    raw: u32,
+}
+
+/// What the virtualization interface offers, from [`init_virt`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtIf {
+    /// Number of list registers.
+    pub list_registers: u32,
+    /// Where a guest's virtual CPU interface is (GICv2 GICV), if the GIC has one.
+    pub vcpu_if: Option<Region>,
+}
+
+/// Why the GIC cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicError {
+    /// The device tree describes no interrupt controller.
+    NoGic,
+    /// A region the driver needs is missing from the device tree.
+    Missing(&'static str),
+    /// The distributor does not answer like a GIC of that version.
+    NotAGic,
+    /// The target CPU has no known interface (never ran [`init_cpu`]).
+    UnknownCpu(u64),
+    /// The SGI the boot CPU sent itself at [`init`] never arrived.
+    SelfTest(&'static str),
+}
+
+impl fmt::Display for GicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GicError::NoGic => write!(f, "no interrupt controller in the device tree"),
+            GicError::Missing(what) => write!(f, "the device tree gives no {what}"),
+            GicError::NotAGic => write!(f, "the distributor does not identify as a GIC"),
+            GicError::UnknownCpu(m) => write!(f, "no GIC CPU interface known for MPIDR {m:#x}"),
+            GicError::SelfTest(why) => write!(f, "SGI self-test failed: {why}"),
+        }
+    }
+}
+
+/// What every GIC version provides. Methods act on the calling CPU's interface.
+pub trait GicDriver: Sync {
+    fn version(&self) -> GicVersion;
+    /// Set up the calling CPU's interface (priority mask open, enabled); every CPU, once,
+    /// before it uses anything else here.
+    fn init_cpu(&self);
+    /// Make SGI `sgi` (0-15) pending on the CPU with affinity `mpidr`.
+    fn send_sgi(&self, mpidr: u64, sgi: u32) -> Result<(), GicError>;
+    /// Acknowledge the highest-priority pending interrupt; `None` if there is none.
+    fn ack(&self) -> Option<Irq>;
+    /// End an acknowledged interrupt (priority drop and deactivation).
+    fn eoi(&self, irq: Irq);
+    /// Forward interrupt `intid` (SGIs and PPIs: of the calling CPU).
+    fn enable(&self, intid: u32);
+    fn disable(&self, intid: u32);
+    /// Set up the calling CPU's virtualization interface: empty list registers, virtual CPU
+    /// interface enabled. `None` if the GIC has none.
+    fn init_virt(&self) -> Option<VirtIf>;
+}
+
+static DRIVER: spin::Once<&'static dyn GicDriver> = spin::Once::new();
+
+/// On the boot CPU, once: find the driver for the device tree's GIC, initialise the
+/// distributor (every interrupt disabled), this CPU's interface (with an SGI sent to itself
+/// and taken back as a check) and its virtualization interface. Returns the driver and what
+/// the virtualization interface offers.
+pub fn init(plat: &Platform) -> Result<(&'static dyn GicDriver, Option<VirtIf>), GicError> {
+    let g = plat.gic.as_ref().ok_or(GicError::NoGic)?;
+    let d: &'static dyn GicDriver = match g.version {
+        GicVersion::V2 => v2::GicV2::init(g)?,
+        GicVersion::V3 => v3::GicV3::init(g)?,
+    };
+    let d = *DRIVER.call_once(|| d);
+    d.init_cpu();
+    self_test(d, MPIDR_EL1.get())?;
+    Ok((d, d.init_virt()))
+}
+
+/// The SGI one CPU sends another to make it look at its vCPU's state (a domain going down).
+pub const SGI_KICK: u32 = 1;
+/// The SGI the boot check uses.
+pub const SGI_SELF_TEST: u32 = 15;
+
+/// Send [`SGI_SELF_TEST`] to this CPU, take it (with interrupts masked: it is only read from
+/// the acknowledge register, never taken as an exception) and end it.
+fn self_test(d: &dyn GicDriver, mpidr: u64) -> Result<(), GicError> {
+    d.enable(SGI_SELF_TEST);
+    let r = (|| {
+        d.send_sgi(mpidr, SGI_SELF_TEST)?;
+        for _ in 0..100_000 {
+            if let Some(irq) = d.ack() {
+                d.eoi(irq);
+                return if irq.intid == SGI_SELF_TEST {
+                    Ok(())
+                } else {
+                    Err(GicError::SelfTest("another interrupt was pending"))
+                };
+            }
+            core::hint::spin_loop();
+        }
+        Err(GicError::SelfTest("not delivered"))
+    })();
+    d.disable(SGI_SELF_TEST);
+    r
+}
+
+/// The driver [`init`] chose.
+pub fn driver() -> Option<&'static dyn GicDriver> {
+    DRIVER.get().copied()
+}
+
+fn d() -> &'static dyn GicDriver {
+    driver().expect("GIC used before arch::gic::init")
+}
+
+/// See [`GicDriver::init_cpu`].
+pub fn init_cpu() {
+    d().init_cpu()
+}
+/// See [`GicDriver::send_sgi`].
+pub fn send_sgi(mpidr: u64, sgi: u32) -> Result<(), GicError> {
+    d().send_sgi(mpidr, sgi)
+}
+/// See [`GicDriver::ack`].
+pub fn ack() -> Option<Irq> {
+    d().ack()
+}
+/// See [`GicDriver::eoi`].
+pub fn eoi(irq: Irq) {
+    d().eoi(irq)
+}
+/// See [`GicDriver::enable`].
+pub fn enable(intid: u32) {
+    d().enable(intid)
+}
+/// See [`GicDriver::disable`].
+pub fn disable(intid: u32) {
+    d().disable(intid)
+}
+/// See [`GicDriver::init_virt`].
+pub fn init_virt() -> Option<VirtIf> {
+    d().init_virt()
+}
