@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: every test, each bounded in time.
 #   1. host tests of the portable core (unit, integration, model-based property tests)
-#   2. model checking of the lock protocol (loom)
+#   2. model checking of the lock protocol (loom), and a short burst of host-side fuzzing of
+#      the hypercall layer (libFuzzer; skipped, and said so, without a nightly toolchain)
 #   3. boot tests of the EL2 image under QEMU (scripts/boot-smoke.sh)
 #   4. the smoke guest as dom0 on granite, and the same guest under the same QEMU command on
 #      real Xen 4.17 (Debian's package): both must pass every scenario
@@ -21,6 +22,9 @@ cargo test --workspace --exclude granite-guests
 
 step "model checking of the lock protocol (loom)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --test loom -- --nocapture --test-threads 1
+
+step "host fuzzing of the hypercall layer (30 s)"
+bash scripts/fuzz-host.sh 30
 
 step "build the EL2 image and the test guests"
 bash scripts/build.sh
