@@ -336,3 +336,44 @@ fn freeing_a_xenheap_page_with_its_gfn_set_is_counted_not_fatal() {
     assert_eq!(hv.mm.audit.stale_gfn_frees.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert!(!audit(hv).is_clean());
 }
+
+/// Found by the fuzz guest on Xen 4.17: an unmap naming the right handle but a GFN where
+/// nothing is mapped "succeeds", releasing the pin and the page reference while the grant
+/// stays mapped. Refused here: general_error, the handle and the mapping stay.
+#[test]
+fn unmap_at_an_empty_gfn_keeps_the_handle_and_the_mapping() {
+    let (m, dom0, domu) = two();
+    let hv = &m.hv;
+    domu.write_grant(hv, 4, GTF_PERMIT_ACCESS, 0, (GUEST_RAM_GFN + 2) as u32);
+    let op = dom0.map_grant(hv, 7, 4, GNTMAP_HOST_MAP, HOST);
+    assert_eq!(op.status, GNTST_OKAY);
+    let before = fingerprint(hv);
+    assert_eq!(dom0.unmap_grant(hv, op.handle, HOST + 0x5000), GNTST_GENERAL_ERROR);
+    assert_eq!(fingerprint(hv), before, "nothing released");
+    assert_eq!(dom0.lookup(hv, HOST >> 12).unwrap().mfn, domu.ram.add(2));
+    assert_eq!(dom0.unmap_grant(hv, op.handle, HOST), GNTST_OKAY);
+    clean(&m);
+}
+
+/// Found by the fuzz guest on Xen 4.17 (where it leaves the frame's GFN stale for good): a
+/// grant mapping that replaces a grant frame's own RAM mapping at the same GFN, with the
+/// grant resolving to that very frame. The replaced RAM mapping is dropped, so the stored GFN
+/// is cleared; the frame can be mapped again afterwards.
+#[test]
+fn a_grant_mapping_over_its_own_grant_frame_clears_the_stored_gfn() {
+    let (m, dom0, _domu) = two();
+    let hv = &m.hv;
+    let v = GUEST_GNTTAB_GFN + 5;
+    assert_eq!(dom0.map_grant_frame(hv, 1, v), 0);
+    let frame1 = dom0.grant_frame_mfn(1);
+    // dom0 grants its page at V (which is grant frame 1) to itself and maps it at V.
+    dom0.write_grant(hv, 12, GTF_PERMIT_ACCESS, 0, v as u32);
+    let op = dom0.map_grant(hv, 0, 12, GNTMAP_HOST_MAP, v << 12);
+    assert_eq!(op.status, GNTST_OKAY);
+    assert_eq!(op.dev_bus_addr, frame1.addr());
+    assert_eq!(dom0.setup_table(hv, DOMID_SELF, 2).2[1], u64::MAX, "no longer RAM-mapped: GFN cleared");
+    clean(&m);
+    assert_eq!(dom0.unmap_grant(hv, op.handle, v << 12), GNTST_OKAY);
+    assert_eq!(dom0.map_grant_frame(hv, 1, v + 1), 0, "the frame maps again, no stale -EBUSY");
+    clean(&m);
+}

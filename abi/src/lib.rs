@@ -270,6 +270,11 @@ pub mod gnttab {
     pub const GNTCOPY_SOURCE_GREF: u16 = 1 << 0;
     pub const GNTCOPY_DEST_GREF: u16 = 1 << 1;
 
+    // `GNTTABOP_cache_flush` operations.
+    pub const GNTTAB_CACHE_CLEAN: u32 = 1 << 0;
+    pub const GNTTAB_CACHE_INVAL: u32 = 1 << 1;
+    pub const GNTTAB_CACHE_SOURCE_GREF: u32 = 1 << 31;
+
     // Status codes (`GNTST_*`).
     pub const GNTST_OKAY: i16 = 0;
     pub const GNTST_GENERAL_ERROR: i16 = -1;
@@ -389,6 +394,35 @@ const_assert_eq!(size_of::<GnttabUnmapGrantRef>(), 24);
 const_assert_eq!(offset_of!(GnttabUnmapGrantRef, dev_bus_addr), 8);
 const_assert_eq!(offset_of!(GnttabUnmapGrantRef, handle), 16);
 const_assert_eq!(offset_of!(GnttabUnmapGrantRef, status), 20);
+
+/// `struct gnttab_unmap_and_replace`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabUnmapAndReplace {
+    pub host_addr: u64,
+    pub new_addr: u64,
+    pub handle: u32,
+    pub status: i16,
+    pub _pad: u16,
+}
+const_assert_eq!(size_of::<GnttabUnmapAndReplace>(), 24);
+const_assert_eq!(offset_of!(GnttabUnmapAndReplace, new_addr), 8);
+const_assert_eq!(offset_of!(GnttabUnmapAndReplace, handle), 16);
+const_assert_eq!(offset_of!(GnttabUnmapAndReplace, status), 20);
+
+/// `struct gnttab_swap_grant_ref` (12 bytes, 4-aligned).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabSwapGrantRef {
+    pub ref_a: u32,
+    pub ref_b: u32,
+    pub status: i16,
+    pub _pad: u16,
+}
+const_assert_eq!(size_of::<GnttabSwapGrantRef>(), 12);
+const_assert_eq!(core::mem::align_of::<GnttabSwapGrantRef>(), 4);
+const_assert_eq!(offset_of!(GnttabSwapGrantRef, ref_b), 4);
+const_assert_eq!(offset_of!(GnttabSwapGrantRef, status), 8);
 
 /// One side of a `gnttab_copy`: a grant reference (with `*_GREF` set) or a GFN of the caller.
 #[repr(C)]

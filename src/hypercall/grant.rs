@@ -40,8 +40,8 @@ pub fn grant_table_op(c: &Call, args: &mut [u64; 5]) -> Outcome {
             op.status = unmap_grant_ref(c.hv, c.d, op.host_addr, 0, op.dev_bus_addr, op.handle);
             c.mem().write(va, &op)
         }),
-        GNTTABOP_UNMAP_AND_REPLACE => each(c, args, size_of::<UnmapAndReplace>(), |c, va| {
-            let mut op: UnmapAndReplace = c.mem().read(va)?;
+        GNTTABOP_UNMAP_AND_REPLACE => each(c, args, size_of::<GnttabUnmapAndReplace>(), |c, va| {
+            let mut op: GnttabUnmapAndReplace = c.mem().read(va)?;
             op.status = unmap_grant_ref(c.hv, c.d, op.host_addr, op.new_addr, 0, op.handle);
             c.mem().write(va, &op)
         }),
@@ -56,8 +56,8 @@ pub fn grant_table_op(c: &Call, args: &mut [u64; 5]) -> Outcome {
         GNTTABOP_GET_VERSION => single(count, || get_version(c, uop)),
         GNTTABOP_GET_STATUS_FRAMES => single(count, || get_status_frames(c, uop)),
         GNTTABOP_DUMP_TABLE => single(count, || dump_table(c, uop)),
-        GNTTABOP_SWAP_GRANT_REF => each(c, args, size_of::<SwapGrantRef>(), |c, va| {
-            let mut op: SwapGrantRef = c.mem().read(va)?;
+        GNTTABOP_SWAP_GRANT_REF => each(c, args, size_of::<GnttabSwapGrantRef>(), |c, va| {
+            let mut op: GnttabSwapGrantRef = c.mem().read(va)?;
             op.status = swap_grant_ref(c.hv, c.d, op.ref_a, op.ref_b);
             c.mem().write(va, &op)
         }),
@@ -94,33 +94,6 @@ fn each(c: &Call, args: &mut [u64; 5], size: usize, f: impl Fn(&Call, u64) -> cr
     }
     Outcome::Return(0)
 }
-
-/// `struct gnttab_unmap_and_replace`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct UnmapAndReplace {
-    pub host_addr: u64,
-    pub new_addr: u64,
-    pub handle: u32,
-    pub status: i16,
-    pub _pad: u16,
-}
-static_assertions::assert_eq_size!(UnmapAndReplace, [u8; 24]);
-// SAFETY: fields are contiguous with explicit padding.
-unsafe impl super::Pod for UnmapAndReplace {}
-
-/// `struct gnttab_swap_grant_ref`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SwapGrantRef {
-    pub ref_a: u32,
-    pub ref_b: u32,
-    pub status: i16,
-    pub _pad: u16,
-}
-static_assertions::assert_eq_size!(SwapGrantRef, [u8; 12]);
-// SAFETY: fields are contiguous with explicit padding.
-unsafe impl super::Pod for SwapGrantRef {}
 
 /// `struct gnttab_dump_table`.
 #[repr(C)]
@@ -274,9 +247,10 @@ fn unmap_grant_ref(
     if host_addr == 0 || e.flags & GNTMAP_HOST_MAP == 0 {
         return GNTST_OKAY;
     }
-    // Arm's replace_grant_host_mapping: no replacement address, and the GFN must still map
-    // the granted frame.
-    if new_addr != 0 || ld.p2m.write(mm).remove_checked(Gfn::from_addr(host_addr), act.mfn).is_err() {
+    // Arm's replace_grant_host_mapping: no replacement address, and the GFN must still hold
+    // this grant's mapping (Xen 4.17 also accepts an empty GFN there and releases the grant
+    // while it stays mapped elsewhere: refused here, the handle stays).
+    if new_addr != 0 || ld.p2m.write(mm).remove_grant(Gfn::from_addr(host_addr), act.mfn).is_err() {
         return GNTST_GENERAL_ERROR;
     }
     ld.grant.put_handle(handle);

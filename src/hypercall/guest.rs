@@ -52,6 +52,8 @@ pod!(
     xen_abi::GnttabQuerySize,
     xen_abi::GnttabMapGrantRef,
     xen_abi::GnttabUnmapGrantRef,
+    xen_abi::GnttabUnmapAndReplace,
+    xen_abi::GnttabSwapGrantRef,
     xen_abi::GnttabCopy,
     xen_abi::GnttabGetStatusFrames,
     xen_abi::GnttabSetVersion,

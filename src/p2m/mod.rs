@@ -269,6 +269,16 @@ impl<'a> P2mWrite<'a> {
         self.remove(gfn, 1)
     }
 
+    /// Remove the grant mapping of `mfn` at `gfn`: the entry must be a grant mapping of that
+    /// frame (`-EINVAL` otherwise, nothing changes). Stricter than Xen 4.17, which also
+    /// "removes" an empty GFN and so lets a guest release a grant that stays mapped.
+    pub fn remove_grant(&mut self, gfn: Gfn, mfn: Mfn) -> Result<()> {
+        match self.lookup(gfn) {
+            Some(m) if m.ty.is_grant() && m.mfn == mfn => self.remove(gfn, 1),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
     fn set_entry(&mut self, gfn: Gfn, nr: u64, new: Option<(Mfn, P2mType)>) -> Result<()> {
         let limit = self.p2m.cfg.gfn_limit();
         if nr == 0 {

@@ -69,7 +69,7 @@ pub struct Guest {
 
 struct LineBuf {
     len: usize,
-    buf: [u8; 256],
+    buf: [u8; 1024],
 }
 
 impl Guest {
@@ -156,7 +156,7 @@ pub fn add_domain(d: Arc<Domain>, pcpus: &[usize], entry: u64, x0: u64) -> Arc<G
         vcpus,
         cntvoff: CNTPCT_EL0.get(),
         shutting_down: AtomicBool::new(false),
-        line: spin::Mutex::new(LineBuf { len: 0, buf: [0; 256] }),
+        line: spin::Mutex::new(LineBuf { len: 0, buf: [0; 1024] }),
     });
     for (i, v) in g.vcpus.iter().enumerate() {
         *ASSIGNED[v.pcpu].lock() = Some((g.clone(), i));
@@ -309,6 +309,11 @@ fn sync(g: &Guest, vi: usize, f: &mut TrapFrame) {
             f.elr += 4; // a trapped SMC returns to itself: skip it
             psci(g, vi, f)
         }
+        // A concurrent P2M update (break-before-make) may have made the entry briefly
+        // invalid: if the IPA is mapped by now, the guest just retries the access.
+        GuestTrap::DataAbort { ipa, write, .. }
+            if mapped_now(g, ipa, if write { Access::Write } else { Access::Read }) => {}
+        GuestTrap::InstrAbort { ipa, .. } if mapped_now(g, ipa, Access::Execute) => {}
         GuestTrap::DataAbort { ipa, va, write, fsc, .. } => {
             debug!(
                 "d{}v{vi}: data abort on IPA {ipa:#x} (VA {va:#x}, {}, FSC {fsc:#x}): reflected",
@@ -328,6 +333,27 @@ fn sync(g: &Guest, vi: usize, f: &mut TrapFrame) {
         }
     }
     // A kick that arrived while we were busy here is taken as soon as we return to the guest.
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+    Execute,
+}
+
+/// Does the P2M map `ipa` for `access` now? Taken under the P2M lock, so a break-before-make
+/// sequence another CPU was in the middle of when the access faulted has completed.
+fn mapped_now(g: &Guest, ipa: u64, access: Access) -> bool {
+    let hv = setup::hypervisor();
+    match g.d.p2m.read(&hv.mm).lookup(crate::types::Gfn::from_addr(ipa)) {
+        Some(m) => match access {
+            Access::Read => true,
+            Access::Write => m.ty.is_writable(),
+            Access::Execute => m.ty.is_ram(),
+        },
+        None => false,
+    }
 }
 
 /// Trap classes already reported (one bit per EC).

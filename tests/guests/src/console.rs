@@ -2,8 +2,21 @@
 //!
 //! `print!`/`println!` format into a small stack buffer and hand it to the hypervisor when it
 //! is full and at the end of the call, so a line normally goes out in one hypercall.
+//!
+//! With several CPUs, every write holds a console lock (re-entrant, so an exception handler
+//! can print while its CPU is in the middle of a line), so lines from different CPUs never
+//! interleave. Before the MMU is on the lock is skipped (see [`crate::smp`]).
 
+use crate::smp::ReentrantLock;
 use core::fmt::{self, Write};
+
+static LOCK: ReentrantLock = ReentrantLock::new();
+
+/// Runs `f` holding the console lock: for output made of several writes (or raw
+/// `console_io` hypercalls) that must not be split by another CPU's.
+pub fn with_lock<R>(f: impl FnOnce() -> R) -> R {
+    LOCK.with(f)
+}
 
 /// Writes `s` as is.
 pub fn write_str(s: &str) {
@@ -11,7 +24,11 @@ pub fn write_str(s: &str) {
 }
 
 /// Writes `bytes` as is (the hypervisor may accept fewer than asked; retry the rest).
-pub fn write_bytes(mut bytes: &[u8]) {
+pub fn write_bytes(bytes: &[u8]) {
+    LOCK.with(|| write_bytes_locked(bytes));
+}
+
+fn write_bytes_locked(mut bytes: &[u8]) {
     while !bytes.is_empty() {
         let rc = crate::hypercall::console_write(bytes);
         if rc <= 0 {
@@ -46,11 +63,13 @@ impl Write for LineWriter {
     }
 }
 
-/// Formats `args` to the console (used by the macros).
+/// Formats `args` to the console (used by the macros), as one unit.
 pub fn print_fmt(args: fmt::Arguments) {
-    let mut w = LineWriter { buf: [0; 256], len: 0 };
-    let _ = w.write_fmt(args);
-    w.flush();
+    LOCK.with(|| {
+        let mut w = LineWriter { buf: [0; 256], len: 0 };
+        let _ = w.write_fmt(args);
+        w.flush();
+    })
 }
 
 /// Prints to the hypervisor console.

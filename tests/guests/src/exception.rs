@@ -6,9 +6,13 @@
 //! out-of-line functions, so the handler only has to preserve what a function call preserves
 //! (the Rust handler keeps the callee-saved registers; the frame restores x30 and SP).
 //!
+//! Each CPU has its own recovery state (the probes' fixup is a fixed address; the syndrome
+//! is kept per CPU), so probes work on every CPU at once.
+//!
 //! Any other exception is unexpected: it is decoded, reported as a failed run, and the guest
 //! powers off.
 
+use crate::smp::MAX_CPUS;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -88,8 +92,14 @@ pub fn dfsc_name(fsc: u64) -> &'static str {
     }
 }
 
-static LAST_ESR: AtomicU64 = AtomicU64::new(0);
-static LAST_FAR: AtomicU64 = AtomicU64::new(0);
+/// The syndrome of the last fault a probe took, per CPU (the probe's fixup runs on the CPU
+/// that faulted, so each CPU only ever reads its own slot).
+static LAST_ESR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static LAST_FAR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+fn slot() -> usize {
+    crate::smp::cpu_id().min(MAX_CPUS - 1)
+}
 
 #[repr(C)]
 struct ProbeRet {
@@ -109,7 +119,8 @@ fn probe_result(r: ProbeRet) -> Result<u64, Fault> {
     if r.faulted == 0 {
         Ok(r.value)
     } else {
-        Err(Fault { esr: LAST_ESR.load(Ordering::Relaxed), far: LAST_FAR.load(Ordering::Relaxed) })
+        let i = slot();
+        Err(Fault { esr: LAST_ESR[i].load(Ordering::Relaxed), far: LAST_FAR[i].load(Ordering::Relaxed) })
     }
 }
 
@@ -143,14 +154,16 @@ pub extern "C" fn handle(frame: &mut ExceptionFrame, kind: u64) {
             (addr(&__granite_probe_ld64_insn), addr(&__granite_probe_st64_insn), addr(&__granite_probe_fixup))
         };
         if frame.elr == ld || frame.elr == st {
-            LAST_ESR.store(frame.esr, Ordering::Relaxed);
-            LAST_FAR.store(frame.far, Ordering::Relaxed);
+            let i = slot();
+            LAST_ESR[i].store(frame.esr, Ordering::Relaxed);
+            LAST_FAR[i].store(frame.far, Ordering::Relaxed);
             frame.elr = fixup;
             return;
         }
     }
     crate::println!(
-        "[granite] unexpected {} exception from {}: ESR={:#x} (EC {:#x} {}, ISS {:#x}{}{}) ELR={:#x} FAR={:#x} SPSR={:#x} SP={:#x} LR={:#x}",
+        "[granite] cpu {}: unexpected {} exception from {}: ESR={:#x} (EC {:#x} {}, ISS {:#x}{}{}) ELR={:#x} FAR={:#x} SPSR={:#x} SP={:#x} LR={:#x}",
+        crate::smp::cpu_id(),
         KIND_NAMES[(kind & 3) as usize],
         ORIGIN_NAMES[(kind >> 2) as usize & 3],
         frame.esr,
@@ -166,7 +179,11 @@ pub extern "C" fn handle(frame: &mut ExceptionFrame, kind: u64) {
         frame.x[30],
     );
     crate::report::fatal(format_args!(
-        "unexpected exception ESR={:#x} ELR={:#x} FAR={:#x}",
-        frame.esr, frame.elr, frame.far
+        "unexpected exception on cpu {}: ESR={:#x} ({}) ELR={:#x} FAR={:#x}",
+        crate::smp::cpu_id(),
+        frame.esr,
+        ec_name(ec),
+        frame.elr,
+        frame.far
     ));
 }

@@ -160,6 +160,12 @@ pub fn unmap_grant_ref(host_addr: u64, dev_bus_addr: u64, handle: u32) -> (i64, 
     (rc, op[0].status)
 }
 
+/// `HYPERVISOR_sched_op(SCHEDOP_yield)`.
+pub fn sched_yield() -> i64 {
+    // SAFETY: yield takes no argument.
+    unsafe { hypercall3(hypercall::SCHED_OP, sched::SCHEDOP_YIELD, 0, 0) }
+}
+
 /// `HYPERVISOR_sched_op(SCHEDOP_shutdown, {reason})`; returns only if the hypervisor refused.
 pub fn shutdown(reason: u32) -> i64 {
     let mut arg = SchedShutdown { reason };

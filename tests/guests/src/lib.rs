@@ -5,7 +5,8 @@
 //! kernel (see `start.rs`), reads the device tree ([`platform`]), builds an identity map and
 //! turns the MMU on ([`mmu`]), catches its own exceptions ([`exception`]), talks to the
 //! hypervisor only through hypercalls ([`hypercall`], [`console`]), and reports verdicts
-//! ([`report`]) before powering off.
+//! ([`report`]) before powering off. [`smp`] starts the other vCPUs (PSCI CPU_ON) for guests
+//! that want them; they share the page tables, exception vectors and console.
 //!
 //! ```ignore
 //! #![no_std]
@@ -24,19 +25,22 @@ pub mod mem;
 pub mod mmu;
 pub mod platform;
 pub mod report;
+pub mod smp;
 mod start;
 
 pub use exception::{Fault, probe_read, probe_write};
 pub use mem::{GrantFrameV1, PAGE_SIZE, Pages};
-pub use platform::{Platform, Region};
+pub use platform::{Conduit, Platform, Region};
 
 use core::cell::UnsafeCell;
 
-/// A mutable global for a guest that runs on one CPU with interrupts masked.
+/// A mutable global whose accesses the user serialises: it is only touched by one CPU
+/// (e.g. the boot CPU before any secondary starts, or a per-CPU slot by its own CPU), or
+/// under a lock ([`smp::SpinLock`]). Interrupts are always masked.
 pub struct Global<T>(UnsafeCell<T>);
 
-// SAFETY: the guest runs on a single vCPU with interrupts masked, and the exception handler
-// only touches globals on its way to powering off, so there is never concurrent access.
+// SAFETY: every `get_mut` caller vouches for exclusive access (see the type's contract), and
+// the exception handler only touches globals on its way to powering off.
 unsafe impl<T> Sync for Global<T> {}
 
 impl<T> Global<T> {

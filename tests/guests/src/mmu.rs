@@ -11,6 +11,7 @@
 
 use crate::Global;
 use core::arch::asm;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// How a range is mapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,8 +47,35 @@ struct State {
 }
 
 /// The page-table pool (zero-initialised, so it lives in BSS and not in the image file).
+/// Shared by every CPU: secondaries use the same TTBR0.
 static TABLES: Global<[Table; POOL_TABLES]> = Global::new([const { Table([0; 512]) }; POOL_TABLES]);
+/// Protected by [`LOCK`] once the MMU is on (before that only the boot CPU runs).
 static STATE: Global<State> = Global::new(State { used: 1, enabled: false });
+/// Serialises map/unmap between CPUs (taken only with the MMU on: it is a spin lock).
+static LOCK: crate::smp::SpinLock<()> = crate::smp::SpinLock::new(());
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// The boot CPU's MMU configuration, for secondaries to load before their MMU is on (see
+/// `__granite_secondary_entry`): MAIR_EL1, TCR_EL1, TTBR0_EL1, SCTLR_EL1 (0 until published).
+/// Written once by [`enable`] and cleaned to the point of coherency.
+#[repr(C, align(64))]
+pub(crate) struct SecondaryMmu {
+    mair: u64,
+    tcr: u64,
+    ttbr0: u64,
+    sctlr: u64,
+}
+pub(crate) static SECONDARY_MMU: Global<SecondaryMmu> =
+    Global::new(SecondaryMmu { mair: 0, tcr: 0, ttbr0: 0, sctlr: 0 });
+
+/// Runs `f` on the page-table state, under [`LOCK`] once the MMU is on.
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    let _guard = enabled().then(|| LOCK.lock());
+    // SAFETY: with the MMU off only the boot CPU runs (no secondary is started before
+    // `enable`); with it on, LOCK is held. The exception handler never maps. So this is the
+    // only live reference to the state.
+    f(unsafe { STATE.get_mut() })
+}
 
 fn table(i: usize) -> *mut Table {
     assert!(i < POOL_TABLES);
@@ -153,35 +181,33 @@ impl State {
 }
 
 /// Identity-maps `[base, base + size)` (rounded out to pages) with `attr`, largest blocks first.
+/// With several CPUs running, the caller makes sure no other CPU uses the range meanwhile
+/// (the TLB maintenance is broadcast, inner shareable).
 pub fn map(base: u64, size: u64, attr: Attr) {
-    // SAFETY: single CPU and no re-entrancy (the exception handler never maps), so this is
-    // the only live reference to the state.
-    unsafe { STATE.get_mut() }.update(base, size, Some(leaf_attrs(attr)), 30);
+    with_state(|s| s.update(base, size, Some(leaf_attrs(attr)), 30));
 }
 
 /// Like [`map`] but with 4 KiB pages only, so later changes never split a block there.
 pub fn map_pages(base: u64, size: u64, attr: Attr) {
-    // SAFETY: as in `map`.
-    unsafe { STATE.get_mut() }.update(base, size, Some(leaf_attrs(attr)), 12);
+    with_state(|s| s.update(base, size, Some(leaf_attrs(attr)), 12));
 }
 
 /// Removes `[base, base + size)` (rounded out to pages) from the stage-1 map.
 pub fn unmap(base: u64, size: u64) {
-    // SAFETY: as in `map`.
-    unsafe { STATE.get_mut() }.update(base, size, None, 30);
+    with_state(|s| s.update(base, size, None, 30));
 }
 
 /// Number of page tables in use (out of the pool).
 pub fn tables_used() -> (usize, usize) {
-    // SAFETY: as in `map`.
-    (unsafe { STATE.get_mut() }.used, POOL_TABLES)
+    (with_state(|s| s.used), POOL_TABLES)
 }
 
 /// Turns the MMU and caches on with the map built so far. `image` is cleaned and
 /// invalidated first: everything written with the MMU off went straight to memory, and no
 /// stale cache line may shadow it once accesses become cacheable.
 pub fn enable(image: crate::platform::Region) {
-    // SAFETY: as in `map`.
+    assert!(!enabled() && crate::smp::cpu_id() == 0, "mmu::enable: once, on the boot CPU");
+    // SAFETY: the MMU is off, so only the boot CPU runs: this is the only reference.
     let state = unsafe { STATE.get_mut() };
     let ips = {
         let mmfr0: u64;
@@ -233,12 +259,26 @@ pub fn enable(image: crate::platform::Region) {
         );
     }
     state.enabled = true;
+    ENABLED.store(true, Ordering::Release);
+
+    // Publish the configuration for secondaries, which read it with their MMU off
+    // (non-cacheable): clean it to the point of coherency.
+    let sctlr: u64;
+    // SAFETY: reading SCTLR_EL1 has no side effects.
+    unsafe { asm!("mrs {}, sctlr_el1", out(reg) sctlr, options(nomem, nostack)) };
+    let params = SECONDARY_MMU.as_ptr();
+    // SAFETY: only this CPU runs; secondaries read the block only after being started,
+    // which happens after this (CPU_ON is a hypervisor call, a full barrier for them).
+    unsafe { params.write_volatile(SecondaryMmu { mair: MAIR, tcr, ttbr0, sctlr }) };
+    let start = params as u64;
+    // SAFETY: cache maintenance over our own data; contents are unchanged.
+    unsafe { __granite_dcache_civac(start, start + size_of::<SecondaryMmu>() as u64) };
 }
 
-/// Whether the MMU has been turned on by [`enable`].
+/// Whether the MMU has been turned on by [`enable`] (on the boot CPU; secondaries always
+/// run with it on).
 pub fn enabled() -> bool {
-    // SAFETY: as in `map`.
-    unsafe { STATE.get_mut() }.enabled
+    ENABLED.load(Ordering::Acquire)
 }
 
 /// Stage-1 translation of `va` for a read at EL1 (`AT S1E1R`): the physical address, or None

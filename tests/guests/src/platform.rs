@@ -3,7 +3,7 @@
 //! (`compatible = "xen,xen-X.Y", "xen,xen"`; `reg[0]` = grant-table region, `reg[1..]` =
 //! extended regions; `interrupts` = the event-channel PPI). Nothing is hard-coded.
 
-use core::fmt;
+use core::fmt::{self, Write};
 use fdt::Fdt;
 
 /// A physical (= guest-physical) address range.
@@ -106,6 +106,47 @@ pub struct Platform {
     pub bootargs: &'static str,
     /// Physical address size from ID_AA64MMFR0_EL1.PARange.
     pub pa_bits: u32,
+    /// The `reg` (MPIDR affinity) of every enabled `/cpus/cpu@N` node, in device-tree order.
+    pub cpus: Cpus,
+    /// The PSCI conduit from `/psci` `method`, if there is a PSCI node.
+    pub psci: Option<Conduit>,
+}
+
+/// How PSCI calls reach the firmware (here: the hypervisor): `HVC #0` or `SMC #0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conduit {
+    Hvc,
+    Smc,
+}
+
+/// The MPIDR affinity values of the CPUs in the device tree (at most [`crate::smp::MAX_CPUS`];
+/// more are counted in `dropped`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpus {
+    mpidr: [u64; crate::smp::MAX_CPUS],
+    len: usize,
+    /// CPU nodes beyond the capacity, ignored.
+    pub dropped: usize,
+}
+
+impl Cpus {
+    fn push(&mut self, mpidr: u64) {
+        if self.len == self.mpidr.len() {
+            self.dropped += 1;
+        } else {
+            self.mpidr[self.len] = mpidr;
+            self.len += 1;
+        }
+    }
+    pub fn as_slice(&self) -> &[u64] {
+        &self.mpidr[..self.len]
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 impl Platform {
@@ -153,6 +194,17 @@ impl Platform {
         if let Some(g) = self.gic_dist {
             crate::println!("[granite] dt gic distributor {}", g);
         }
+        let mut cpus = crate::report::StrBuf::<160>::new();
+        for (i, m) in self.cpus.as_slice().iter().enumerate() {
+            let _ = write!(cpus, "{}{:#x}", if i == 0 { "" } else { " " }, m);
+        }
+        crate::println!(
+            "[granite] dt cpus {} (mpidr {}){} psci {:?}",
+            self.cpus.len(),
+            cpus.as_str(),
+            if self.cpus.dropped > 0 { " (more ignored)" } else { "" },
+            self.psci
+        );
         crate::println!("[granite] dt bootargs \"{}\"", self.bootargs);
     }
 }
@@ -190,6 +242,8 @@ pub unsafe fn parse(dtb: u64, image: Region) -> Result<Platform, DtError> {
         gic_dist: None,
         bootargs: "",
         pa_bits: pa_bits(),
+        cpus: Cpus::default(),
+        psci: None,
     };
 
     let root = fdt.find_node("/").ok_or(DtError::NoMemory)?;
@@ -240,6 +294,35 @@ pub unsafe fn parse(dtb: u64, image: Region) -> Result<Platform, DtError> {
             p.evtchn_spec = [kind, num, be32(&prop.value[8..12])];
             p.evtchn_irq = Some(if kind == 1 { num + 16 } else { num + 32 });
         }
+    }
+
+    // `/cpus`: every `cpu@N` child that is not disabled; `reg` is the MPIDR affinity, in
+    // #address-cells cells (1 or 2).
+    if let Some(cpus) = fdt.find_node("/cpus") {
+        let cells = cpus.property("#address-cells").and_then(|p| p.as_usize()).unwrap_or(1);
+        for node in cpus.children() {
+            let is_cpu = node.name.split('@').next() == Some("cpu")
+                || node.property("device_type").and_then(|p| p.as_str()) == Some("cpu");
+            let disabled = node.property("status").and_then(|p| p.as_str()).is_some_and(|s| s.starts_with("disabled"));
+            let Some(reg) = node.property("reg") else { continue };
+            if !is_cpu || disabled {
+                continue;
+            }
+            let v = reg.value;
+            let mpidr = match cells {
+                1 if v.len() >= 4 => be32(v) as u64,
+                2 if v.len() >= 8 => (be32(v) as u64) << 32 | be32(&v[4..]) as u64,
+                _ => continue,
+            };
+            p.cpus.push(mpidr);
+        }
+    }
+    if let Some(psci) = fdt.find_node("/psci") {
+        p.psci = match psci.property("method").and_then(|m| m.as_str()).map(|m| m.trim_end_matches('\0')) {
+            Some("hvc") => Some(Conduit::Hvc),
+            Some("smc") => Some(Conduit::Smc),
+            _ => None,
+        };
     }
 
     for node in fdt.all_nodes() {

@@ -14,15 +14,26 @@
 
 use crate::Global;
 use core::fmt::{self, Display, Write};
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 // Counters are only ever loaded and stored (no read-modify-write), so they never need
 // exclusive-access instructions, which would not work before the MMU is on.
 static PASSED: AtomicU32 = AtomicU32::new(0);
 static FAILED: AtomicU32 = AtomicU32::new(0);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
-static IN_FATAL: AtomicBool = AtomicBool::new(false);
+/// Logical CPU number + 1 of the CPU reporting a fatal error, 0 if none.
+static IN_FATAL: AtomicUsize = AtomicUsize::new(0);
+/// A `fn(fmt::Arguments) -> !` that replaces the default fatal report (0 = none).
+static FATAL_HOOK: AtomicUsize = AtomicUsize::new(0);
+/// The running scenario (scenarios only run on the boot CPU).
 static CURRENT: Global<Option<&'static str>> = Global::new(None);
+
+/// Makes [`fatal`] call `hook` (after the bookkeeping that stops a second CPU from reporting
+/// at the same time) instead of printing a scenario failure and the summary. The hook must
+/// not return: it reports in its own protocol and powers off.
+pub fn set_fatal_hook(hook: fn(fmt::Arguments) -> !) {
+    FATAL_HOOK.store(hook as usize, Ordering::Release);
+}
 
 fn bump(c: &AtomicU32) {
     c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
@@ -47,6 +58,9 @@ pub struct StrBuf<const N: usize> {
 impl<const N: usize> StrBuf<N> {
     pub const fn new() -> Self {
         Self { buf: [0; N], len: 0 }
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
     pub fn as_str(&self) -> &str {
         // Truncation happens on a char boundary (see write_str), so this cannot fail.
@@ -205,14 +219,35 @@ pub fn finish() -> ! {
 }
 
 /// Something the run cannot continue after: reports a failure of the current scenario (or
-/// of `runtime`), then the summary, and powers off.
+/// of `runtime`), then the summary, and powers off (or calls the hook set with
+/// [`set_fatal_hook`]). Only the first CPU to get here reports; another one that fails
+/// meanwhile stops where it is.
 pub fn fatal(msg: fmt::Arguments) -> ! {
-    if IN_FATAL.load(Ordering::Relaxed) {
+    let me = crate::smp::cpu_id() + 1;
+    let first = if crate::mmu::enabled() {
+        IN_FATAL.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
+    } else {
+        // MMU off: only the boot CPU runs, and no exclusives (see `smp`).
+        let v = IN_FATAL.load(Ordering::Relaxed);
+        IN_FATAL.store(me, Ordering::Relaxed);
+        if v == 0 { Ok(0) } else { Err(v) }
+    };
+    match first {
+        Ok(_) => {}
         // Failed again while reporting (e.g. a fault while printing): just stop.
-        crate::hypercall::power_off();
+        Err(v) if v == me => crate::hypercall::power_off(),
+        Err(_) => {
+            crate::println!("[granite] cpu {}: also failed: {}", me - 1, msg);
+            crate::smp::park()
+        }
     }
-    IN_FATAL.store(true, Ordering::Relaxed);
-    // SAFETY: single CPU; read-only access.
+    let hook = FATAL_HOOK.load(Ordering::Acquire);
+    if hook != 0 {
+        // SAFETY: the value was stored from a `fn(fmt::Arguments) -> !` by set_fatal_hook.
+        let hook = unsafe { core::mem::transmute::<usize, fn(fmt::Arguments) -> !>(hook) };
+        hook(msg);
+    }
+    // SAFETY: scenarios run on the boot CPU only; read-only access.
     let name = unsafe { *CURRENT.get_mut() }.unwrap_or("runtime");
     bump(&FAILED);
     crate::println!("[granite-test] FAIL {}: {}", name, msg);

@@ -11,10 +11,14 @@
 //! 3. applies the image's own `R_AARCH64_RELATIVE` relocations (`.rela.dyn`) with the load
 //!    address (the image is linked at 0);
 //! 4. zeroes BSS, sets the boot stack (top of BSS) and VBAR_EL1;
-//! 5. calls [`crate::rt::rust_entry`] with the DTB address. Rust code first runs with the MMU
+//! 5. sets TPIDR_EL1 to 0 (logical CPU 0, see [`crate::smp::cpu_id`]) and calls
+//!    [`crate::rt::rust_entry`] with the DTB address. Rust code first runs with the MMU
 //!    off: every access is then Device memory, which is fine because the target has
 //!    `+strict-align` (no unaligned access is ever generated) and nothing before the MMU is
 //!    on uses exclusive (atomic read-modify-write) instructions.
+//!
+//! Secondary CPUs enter at `__granite_secondary_entry` (see [`crate::smp`]): they turn the
+//! MMU on with the boot CPU's page tables before touching memory at all.
 
 use core::arch::global_asm;
 
@@ -40,6 +44,7 @@ _head:
 __granite_entry:
     msr     daifset, #0xf
     mov     x19, x0                         // DTB physical address
+    msr     tpidr_el1, xzr                  // logical CPU 0 (see smp::cpu_id)
 
     mov     x9, #(3 << 20)                  // CPACR_EL1.FPEN: no FP/SIMD trapping
     msr     cpacr_el1, x9
@@ -93,6 +98,55 @@ __granite_entry:
     bl      {rust_entry}
 6:  wfe
     b       6b
+
+    // Secondary CPUs (PSCI CPU_ON): x0 = context id = logical CPU number, EL1h, MMU off.
+    // Nothing is written to memory before the MMU is on: the boot CPU's MMU settings are
+    // read from SECONDARY_MMU, which it cleaned to the point of coherency, so these
+    // non-cacheable reads see them. Then the CPU's own stack and the Rust entry.
+    .global __granite_secondary_entry
+    .balign 8
+__granite_secondary_entry:
+    msr     daifset, #0xf
+    mov     x19, x0
+    msr     tpidr_el1, x19
+    mov     x9, #(3 << 20)                  // CPACR_EL1.FPEN
+    msr     cpacr_el1, x9
+    isb
+    cbz     x19, 19f                        // 0 is the boot CPU: a bogus start
+    cmp     x19, #{max_cpus}
+    b.hs    19f
+    adrp    x9, __granite_vectors
+    add     x9, x9, :lo12:__granite_vectors
+    msr     vbar_el1, x9
+    adrp    x10, {mmu_params}
+    add     x10, x10, :lo12:{mmu_params}
+    ldp     x11, x12, [x10]                 // MAIR_EL1, TCR_EL1
+    ldp     x13, x14, [x10, #16]            // TTBR0_EL1, SCTLR_EL1
+    cbz     x14, 19f                        // not published: the MMU is not on yet
+    msr     mair_el1, x11
+    msr     tcr_el1, x12
+    msr     ttbr0_el1, x13
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    msr     sctlr_el1, x14
+    isb
+    ic      iallu
+    dsb     nsh
+    isb
+    adrp    x9, {stacks}
+    add     x9, x9, :lo12:{stacks}
+    mov     x10, #{stack_size}
+    madd    x9, x19, x10, x9                // this CPU's stack: stacks + cpu * size ...
+    add     x9, x9, x10                     // ... and it grows down from the end
+    mov     sp, x9
+    mov     x29, xzr
+    mov     x30, xzr
+    mov     x0, x19
+    bl      {secondary_entry}
+19: wfe
+    b       19b
 
     // __granite_dcache_civac(start x0, end x1): clean+invalidate D-cache lines to PoC.
     // Clobbers x0, x2, x3 only.
@@ -200,6 +254,11 @@ __granite_exception_common:
     eret
     "#,
     rust_entry = sym crate::rt::rust_entry,
+    secondary_entry = sym crate::smp::secondary_rust_entry,
+    mmu_params = sym crate::mmu::SECONDARY_MMU,
+    stacks = sym crate::smp::STACKS,
+    stack_size = const crate::smp::STACK_SIZE,
+    max_cpus = const crate::smp::MAX_CPUS,
     handler = sym crate::exception::handle,
     frame_size = const core::mem::size_of::<crate::exception::ExceptionFrame>(),
 );
