@@ -6,7 +6,11 @@
 #   3. boot tests of the EL2 image under QEMU (scripts/boot-smoke.sh)
 #   4. the smoke guest as dom0 on granite, and the same guest under the same QEMU command on
 #      real Xen 4.17 (Debian's package): both must pass every scenario
-#   5. the Raspberry Pi 4 in emulation (QEMU raspi4b): the smoke guest as identity-mapped dom0
+#   5. cross-domain grants end to end (a 2-vCPU domU granting to dom0, revocation, a crash
+#      while dom0 maps its pages)
+#   6. the SMP fuzz guest on granite (4 vCPUs racing, the audit hypercall on; 3 fixed seeds and
+#      a fresh one) and one seed on Xen 4.17 as the reference
+#   7. the Raspberry Pi 4 in emulation (QEMU raspi4b): the smoke guest as identity-mapped dom0
 #      from kernel8.img and from the SD card image, and on Xen 4.17 on the same board
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +41,16 @@ HV=target/images/granite.bin NO_BUILD=1 TIMEOUT=60 bash scripts/xen-conformance.
 
 step "conformance: the same guest and QEMU command on Xen 4.17"
 NO_BUILD=1 TIMEOUT=120 bash scripts/xen-conformance.sh
+
+step "cross-domain grants: a domU granting to dom0"
+NO_BUILD=1 bash scripts/xdom-test.sh
+
+step "fuzz guests on granite: -smp 4, granite_audit=1"
+HV=target/images/granite.bin HV_APPEND="granite_audit=1 dom0_max_vcpus=4" NO_BUILD=1 ITERS=5000 TIMEOUT=300 \
+    bash scripts/fuzz.sh
+
+step "fuzz guest on Xen 4.17 (reference, one seed)"
+NO_BUILD=1 ITERS=2000 TIMEOUT=300 bash scripts/fuzz.sh 0x2a
 
 step "Raspberry Pi 4 (QEMU raspi4b): identity-mapped dom0, the SD card, and Xen 4.17 on the same board"
 SKIP_BUILD=1 bash scripts/rpi4-test.sh

@@ -157,12 +157,16 @@ impl Hypervisor {
         if !d.transition(DomainState::Running, DomainState::Dying) {
             return;
         }
+        // Teardown changes pages and mappings like a hypercall does: an audit must not run
+        // in the middle of it.
+        let _fence = self.opts.audit.then(|| self.gate.read());
         self.dying.fetch_add(1, Ordering::AcqRel);
         d.p2m.write(&self.mm).relinquish();
         for (handle, e) in d.grant.drain_handles() {
             crate::hypercall::grant::release_mapping(self, d, handle, e);
         }
         d.relinquish_pages(&self.mm);
+        drop(_fence);
         self.reap();
     }
 
@@ -186,6 +190,7 @@ impl Hypervisor {
                     drop(t);
                     self.dying.fetch_sub(1, Ordering::AcqRel);
                     self.finalize(&d);
+                    log::info!("d{}: every page freed, domain finalised", d.id);
                 }
             }
         }
