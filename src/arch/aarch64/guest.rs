@@ -163,8 +163,9 @@ pub fn add_domain(d: Arc<Domain>, pcpus: &[usize], entry: u64, x0: u64) -> Arc<G
         info!("d{}v{i} pinned to CPU{}", g.d.id, v.pcpu);
     }
     GUESTS.lock().push(g.clone());
-    barrier::dsb(barrier::ISH);
-    asm::sev();
+    if g.vcpus[0].pcpu != smp::this() {
+        kick(&g.vcpus[0]);
+    }
     g
 }
 
@@ -264,7 +265,33 @@ pub fn idle() -> ! {
             }
         }
         drop(slot);
-        asm::wfe();
+        // Sleep until an interrupt is pending (it wakes WFI even though interrupts are
+        // masked at EL2): the kick SGI another CPU sends when it makes our vCPU runnable.
+        // Pending interrupts are taken off before the state is checked again, so a kick that
+        // arrives after the check still ends the next WFI.
+        if gic::driver().is_some() {
+            asm::wfi();
+            drain_interrupts();
+        } else {
+            asm::wfe(); // no interrupt can wake a WFI: poll on events
+        }
+    }
+}
+
+/// Acknowledge and end every pending interrupt (an idle CPU has nothing else to do with them).
+fn drain_interrupts() {
+    if let Some(d) = gic::driver() {
+        while let Some(irq) = d.ack() {
+            d.eoi(irq);
+        }
+    }
+}
+
+/// Make the CPU running (or idling for) vCPU `v` look at its state.
+fn kick(v: &Vcpu) {
+    barrier::dsb(barrier::ISH);
+    if gic::driver().is_none() || gic::send_sgi(smp::cpu(v.pcpu).mpidr, gic::SGI_KICK).is_err() {
+        asm::sev(); // no GIC: the idle loop only polls, but wake a WFE anyway
     }
 }
 
@@ -430,8 +457,7 @@ fn psci(g: &Guest, vi: usize, f: &mut TrapFrame) {
                     VState::Off if !g.shutting_down.load(Ordering::Acquire) => {
                         *st = VState::Pending { entry, context };
                         drop(st);
-                        barrier::dsb(barrier::ISH);
-                        asm::sev();
+                        kick(v);
                         PSCI_SUCCESS
                     }
                     VState::Off => PSCI_DENIED,
@@ -504,9 +530,7 @@ fn shutdown(g: &Guest, vi: usize, reason: u32) -> ! {
             VState::Running => {
                 *st = VState::Stopping;
                 drop(st);
-                if let Err(e) = gic::send_sgi(smp::cpu(v.pcpu).mpidr, gic::SGI_KICK) {
-                    warn!("d{}v{}: cannot kick CPU{}: {e}", g.d.id, v.id, v.pcpu);
-                }
+                kick(v);
             }
             _ => {}
         }

@@ -90,6 +90,16 @@ pub mod rt {
         fn __granite_guest_main(platform: &crate::Platform);
     }
 
+    /// CNTPCT_EL0 read by the first instruction of the image (the physical counter: under QEMU
+    /// `-icount shift=0`, nanoseconds of virtual time since the machine was powered on).
+    #[unsafe(no_mangle)]
+    static GRANITE_ENTRY_CNTPCT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+    /// The physical counter when this image first ran.
+    pub fn entry_cntpct() -> u64 {
+        GRANITE_ENTRY_CNTPCT.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
     const MIB2: u64 = 2 << 20;
     /// Everything outside RAM and the hypervisor's regions is mapped as Device up to here
     /// (one level-1 table: the first 512 GiB, or less if the PA size is smaller).

@@ -42,6 +42,7 @@ _head:
     .text
     .balign 8
 __granite_entry:
+    mrs     x21, cntpct_el0                 // when we got control (see rt::entry_cntpct)
     msr     daifset, #0xf
     mov     x19, x0                         // DTB physical address
     msr     tpidr_el1, xzr                  // logical CPU 0 (see smp::cpu_id)
@@ -85,7 +86,10 @@ __granite_entry:
     stp     xzr, xzr, [x9], #16
     b       4b
 
-5:  adrp    x9, __stack_top
+5:  adrp    x9, GRANITE_ENTRY_CNTPCT       // in .bss: stored once it is zeroed
+    add     x9, x9, :lo12:GRANITE_ENTRY_CNTPCT
+    str     x21, [x9]
+    adrp    x9, __stack_top
     add     x9, x9, :lo12:__stack_top
     mov     sp, x9
     adrp    x9, __granite_vectors
