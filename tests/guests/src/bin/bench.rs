@@ -180,14 +180,14 @@ fn main(p: &Platform) {
         round_trips(0);
         smp::wait_done(10_000_000);
         let longest = (0..k).map(|c| TICKS[c].load(Ordering::Acquire)).max().unwrap_or(0);
-        report(&alloc_name(k), n, longest, Some(k));
+        report(vcpus_name(k), n, longest, Some(k));
     }
     println!("[granite-bench] done");
     hypercall::power_off()
 }
 
-/// `add_remove_<k>vcpus` without an allocator.
-fn alloc_name(k: usize) -> &'static str {
+/// `add_remove_<k>vcpus` (a static name: the guest has no allocator).
+fn vcpus_name(k: usize) -> &'static str {
     ["add_remove_1vcpu", "add_remove_1vcpu", "add_remove_2vcpus", "add_remove_3vcpus", "add_remove_4vcpus"]
         .get(k)
         .copied()
