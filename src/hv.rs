@@ -30,6 +30,24 @@ impl Default for Options {
     }
 }
 
+/// A domain found by [`Hypervisor::lookup`]: the calling domain itself, borrowed (the caller's
+/// own reference keeps it alive, so the common `DOMID_SELF` case costs no reference-count
+/// traffic), or another domain with a reference of its own.
+pub enum DomRef<'a> {
+    Caller(&'a Arc<Domain>),
+    Other(Arc<Domain>),
+}
+
+impl core::ops::Deref for DomRef<'_> {
+    type Target = Arc<Domain>;
+    fn deref(&self) -> &Arc<Domain> {
+        match self {
+            DomRef::Caller(d) => d,
+            DomRef::Other(d) => d,
+        }
+    }
+}
+
 pub struct Hypervisor {
     pub mm: Mm,
     pub stage: StageConfig,
@@ -140,8 +158,27 @@ impl Hypervisor {
     }
 
     /// `DOMID_SELF` or a running domain's id (Xen's `rcu_lock_domain_by_any_id`).
-    pub fn lookup(&self, caller: &Arc<Domain>, id: DomId) -> Option<Arc<Domain>> {
-        if id == DOMID_SELF || id == caller.id { Some(caller.clone()) } else { self.domain(id) }
+    pub fn lookup<'a>(&self, caller: &'a Arc<Domain>, id: DomId) -> Option<DomRef<'a>> {
+        if id == DOMID_SELF || id == caller.id {
+            Some(DomRef::Caller(caller))
+        } else {
+            self.domain(id).map(DomRef::Other)
+        }
+    }
+
+    /// [`Self::domain`], borrowing `caller` when it is the domain asked for (no reference-count
+    /// traffic for a domain mapping its own grants).
+    pub fn domain_or_caller<'a>(&self, caller: &'a Arc<Domain>, id: DomId) -> Option<DomRef<'a>> {
+        if id == caller.id {
+            caller.is_running().then_some(DomRef::Caller(caller))
+        } else {
+            self.domain(id).map(DomRef::Other)
+        }
+    }
+
+    /// [`Self::domain_any_state`], borrowing `caller` when it is the domain asked for.
+    pub fn domain_any_state_or_caller<'a>(&self, caller: &'a Arc<Domain>, id: DomId) -> Option<DomRef<'a>> {
+        if id == caller.id { Some(DomRef::Caller(caller)) } else { self.domain_any_state(id).map(DomRef::Other) }
     }
 
     pub fn domains(&self) -> Vec<Arc<Domain>> {
@@ -170,11 +207,18 @@ impl Hypervisor {
         self.reap();
     }
 
-    /// Finalise dying domains whose guest memory is all gone. Cheap when none is dying.
+    /// Finalise dying domains whose guest memory is all gone. One load when none is dying
+    /// (it runs after every hypercall).
+    #[inline]
     pub fn reap(&self) {
-        if self.dying.load(Ordering::Acquire) == 0 {
-            return;
+        if self.dying.load(Ordering::Acquire) != 0 {
+            self.reap_dying();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reap_dying(&self) {
         for d in self.domains() {
             if d.state() == DomainState::Dying
                 && self.mm.pages_of(d.id).domheap.load(Ordering::Acquire) == 0

@@ -392,7 +392,13 @@ fn initrd_region(chosen: &FdtNode<'_, '_>) -> Option<Region> {
 /// is `ctx`) let its children's DMA reach, if it restricts DMA at all. An empty `dma-ranges`
 /// is a 1:1 window over everything: no restriction.
 fn dma_window_end(node: &FdtNode<'_, '_>, ctx: &Ctx<'_>) -> Option<u64> {
-    let v = node.property("dma-ranges")?.value;
+    window_end(node, ctx, "dma-ranges")
+}
+
+/// The highest CPU physical address + 1 of the parent-side windows of `node`'s `prop`
+/// (`ranges` or `dma-ranges`), translated through `ctx`; `None` if absent or empty (1:1).
+fn window_end(node: &FdtNode<'_, '_>, ctx: &Ctx<'_>, prop: &str) -> Option<u64> {
+    let v = node.property(prop)?.value;
     let child_ac = prop_u32(node, "#address-cells").map_or(ctx.addr_cells, |c| c as usize);
     let child_sc = prop_u32(node, "#size-cells").map_or(ctx.size_cells, |c| c as usize);
     let (pac, entry) = (ctx.addr_cells, 4 * (child_ac + ctx.addr_cells + child_sc));
@@ -571,6 +577,11 @@ impl<'b, 'a> Node<'b, 'a> {
         let mapped = self.depth > 0 && self.ctx.memory_mapped();
         self.ctx.regs(&self.node).take_while(move |_| mapped).flatten().filter(|r| r.size != 0)
     }
+    /// One past the highest CPU physical address of the windows this bus's `ranges` opens
+    /// for its children (a PCIe host bridge's BAR windows); `None` without such windows.
+    pub fn ranges_end(&self) -> Option<u64> {
+        (self.depth > 0 && self.ctx.memory_mapped()).then(|| window_end(&self.node, &self.ctx, "ranges")).flatten()
+    }
 }
 
 /// What [`DeviceTree::visit`] reports.
@@ -719,6 +730,23 @@ impl<'a> DeviceTree<'a> {
         if let Some(root) = self.root() {
             go(Node { node: root, ctx: Ctx::root(), depth: 0 }, f);
         }
+    }
+
+    /// One past the highest CPU physical address the tree describes: RAM banks, the translated
+    /// `reg` of every memory-mapped device and the windows buses open with `ranges` (PCIe
+    /// BARs are placed in those later); 0 for an empty tree.
+    pub fn highest_address(&self) -> u64 {
+        let mut top = 0u64;
+        self.visit(&mut |v| {
+            if let Visit::Enter(n) = v {
+                for r in n.mmio() {
+                    top = top.max(r.base.saturating_add(r.size));
+                }
+                top = top.max(n.ranges_end().unwrap_or(0));
+            }
+            true
+        });
+        top
     }
 
     /// The node at an absolute `path` (components without a unit address match any), with

@@ -78,6 +78,8 @@ fn qemu_virt_gicv3_with_guest_loader_modules() {
     assert_eq!(DeviceTree::header_size(&blob), Some(dt.total_size()));
     let p = dt.parse();
     assert_eq!(p.model, Some("linux,dummy-virt"));
+    // The high PCIe MMIO window (512 GiB + 512 GiB) ends the address map.
+    assert_eq!(dt.highest_address(), 1 << 40);
     assert_eq!(&*p.memory, &[Region::new(0x4000_0000, 0x8000_0000)]);
     assert_eq!(p.ram_bytes(), 2 << 30);
     assert!(p.memreserve.is_empty() && p.reserved_memory.is_empty());
@@ -319,6 +321,7 @@ fn pi4_like_tree_translates_bus_addresses() {
     let dt = DeviceTree::new(&blob).unwrap();
     let p = dt.parse();
     assert_eq!(p.model, Some("Raspberry Pi 4 Model B"));
+    assert_eq!(dt.highest_address(), 0x1_8000_0000, "RAM ends at 6 GiB");
     assert_eq!(p.compatible, Some("raspberrypi,4-model-b"));
     assert_eq!(
         &*p.memory,

@@ -8,7 +8,7 @@ use crate::domain::Domain;
 use crate::grant::{
     self, GNTPIN_DEVW_MASK, GNTPIN_HSTR_INC, GNTPIN_HSTW_INC, GNTPIN_HSTW_MASK, GNTPIN_OVERFLOW, MaptrackEntry,
 };
-use crate::hv::Hypervisor;
+use crate::hv::{DomRef, Hypervisor};
 use crate::p2m::P2mType;
 use crate::types::{DomId, Errno, Gfn, Mfn, PAGE_SIZE};
 use alloc::sync::Arc;
@@ -20,6 +20,7 @@ use xen_abi::*;
 /// Operations of a multi-op call handled per trap before a continuation.
 const OPS_PER_CALL: u32 = 64;
 
+#[inline(never)]
 pub fn grant_table_op(c: &Call, args: &mut [u64; 5]) -> Outcome {
     let (cmd_full, uop, count) = (args[0], args[1], args[2] as u32);
     if (count as i32) < 0 {
@@ -126,7 +127,7 @@ fn map_inner(hv: &Hypervisor, ld: &Arc<Domain>, op: &GnttabMapGrantRef) -> Resul
     if op.flags & (GNTMAP_DEVICE_MAP | GNTMAP_APPLICATION_MAP | GNTMAP_CONTAINS_PTE) != 0 {
         return Err(GNTST_GENERAL_ERROR);
     }
-    let rd = hv.domain(op.dom).ok_or(GNTST_BAD_DOMAIN)?;
+    let rd = hv.domain_or_caller(ld, op.dom).ok_or(GNTST_BAD_DOMAIN)?;
     let handle = ld.grant.get_handle().ok_or(GNTST_NO_DEVICE_SPACE)?;
     let readonly = op.flags & GNTMAP_READONLY != 0;
     let (mfn, cache) = match pin(hv, &rd, op.ref_, ld.id, readonly) {
@@ -194,20 +195,25 @@ fn pin(hv: &Hypervisor, rd: &Domain, gref: u32, ldom: DomId, readonly: bool) -> 
 
 /// Undo one pin of `gref` (the mapping failed, was unmapped, or its domain died).
 fn unpin(hv: &Hypervisor, rd: &Domain, gref: u32, readonly: bool, mfn: Mfn) {
-    let mm = &hv.mm;
     let mut st = rd.grant.write();
+    unpin_locked(&hv.mm, &mut st, gref, readonly);
+    drop(st);
+    hv.mm.put_page(mfn);
+}
+
+/// [`unpin`] with `rd`'s grant lock held, except the page reference, which the caller drops
+/// after unlocking.
+fn unpin_locked(mm: &crate::mm::Mm, st: &mut grant::GtState, gref: u32, readonly: bool) {
     if let Some(a) = st.active_mut(gref) {
         a.pin -= if readonly { GNTPIN_HSTR_INC } else { GNTPIN_HSTW_INC };
         let pin = a.pin;
         if !readonly && pin & (GNTPIN_HSTW_MASK | GNTPIN_DEVW_MASK) == 0 {
-            grant::clear_flags(mm, &st, gref, GTF_WRITING);
+            grant::clear_flags(mm, st, gref, GTF_WRITING);
         }
         if pin == 0 {
-            grant::clear_flags(mm, &st, gref, GTF_READING);
+            grant::clear_flags(mm, st, gref, GTF_READING);
         }
     }
-    drop(st);
-    mm.put_page(mfn);
 }
 
 /// The frame behind GFN `gfn` of `rd`, with a reference (Xen's `get_paged_frame`).
@@ -233,9 +239,9 @@ fn unmap_grant_ref(
     handle: u32,
 ) -> i16 {
     let Some(e) = ld.grant.maptrack().get(handle) else { return GNTST_BAD_HANDLE };
-    let Some(rd) = hv.domain_any_state(e.domid) else { return GNTST_BAD_DOMAIN };
+    let Some(rd) = hv.domain_any_state_or_caller(ld, e.domid) else { return GNTST_BAD_DOMAIN };
     let mm = &hv.mm;
-    let st = rd.grant.write();
+    let mut st = rd.grant.write();
     // Another vCPU may have unmapped it while we were not holding the lock.
     if ld.grant.maptrack().get(handle) != Some(e) {
         return GNTST_BAD_HANDLE;
@@ -254,8 +260,9 @@ fn unmap_grant_ref(
         return GNTST_GENERAL_ERROR;
     }
     ld.grant.put_handle(handle);
+    unpin_locked(mm, &mut st, e.gref, e.flags & GNTMAP_READONLY != 0);
     drop(st);
-    unpin(hv, &rd, e.gref, e.flags & GNTMAP_READONLY != 0, act.mfn);
+    mm.put_page(act.mfn);
     GNTST_OKAY
 }
 
@@ -274,7 +281,7 @@ pub fn release_mapping(hv: &Hypervisor, _ld: &Domain, _handle: u32, e: MaptrackE
 
 // ---- table queries ------------------------------------------------------------------------
 
-fn target(c: &Call, dom: DomId) -> Result<Arc<Domain>, i16> {
+fn target<'a>(c: &Call<'a>, dom: DomId) -> Result<DomRef<'a>, i16> {
     let d = c.hv.lookup(c.d, dom).ok_or(GNTST_BAD_DOMAIN)?;
     if !c.d.controls(&d) {
         return Err(GNTST_PERMISSION_DENIED);
@@ -411,7 +418,7 @@ fn claim(c: &Call, ptr: &GnttabCopyPtr, is_gref: bool, readonly: bool) -> Result
     if is_gref {
         let gref = u32::try_from(ptr.u).map_err(|_| GNTST_BAD_GNTREF)?;
         let (mfn, _) = pin(c.hv, &d, gref, c.d.id, readonly)?;
-        Ok(Claimed { mfn, pin: Some((d, gref, readonly)) })
+        Ok(Claimed { mfn, pin: Some((Arc::clone(&d), gref, readonly)) })
     } else {
         Ok(Claimed { mfn: get_paged_frame(c.hv, &d, ptr.u, readonly)?, pin: None })
     }

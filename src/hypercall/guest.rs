@@ -5,12 +5,13 @@
 //! with its MMU off and in host tests), then through the domain's P2M. Only RAM the domain
 //! owns is accessible (`ram_rw`, or `ram_ro` for reads): unmapped, MMIO, grant-mapped and
 //! foreign pages, and addresses beyond the IPA size, give `-EFAULT`, as does any structure
-//! that crosses into such a page. A page reference is held while its bytes are copied.
+//! that crosses into such a page. The domain's P2M read lock is held while a page's bytes are
+//! copied, so the page cannot leave the domain meanwhile.
 
 use crate::domain::Domain;
 use crate::hv::Hypervisor;
 use crate::p2m::P2mType;
-use crate::types::{Errno, Gfn, Mfn, PAGE_MASK, PAGE_SIZE, Result};
+use crate::types::{Errno, Gfn, PAGE_MASK, PAGE_SIZE, Result};
 use core::mem::size_of;
 
 /// Translation of guest virtual addresses by the guest's stage 1.
@@ -28,11 +29,7 @@ impl GuestVa for IdentityVa {
     }
 }
 
-/// Plain data that may be copied to and from guest memory byte for byte.
-///
-/// # Safety
-/// Every bit pattern must be a valid value and the type must have no implicit padding.
-pub unsafe trait Pod: Copy + Default + 'static {}
+pub use crate::mm::phys::Pod;
 
 macro_rules! pod {
     ($($t:ty),* $(,)?) => { $(
@@ -84,29 +81,33 @@ impl<'a> GuestMem<'a> {
         GuestMem { hv, d, va }
     }
 
-    /// Translate one page and take a reference on it.
-    fn pin(&self, va: u64, write: bool) -> Result<Mfn> {
+    /// Translate `va` and call `f` with its machine address, under the P2M read lock. Pages
+    /// leave a P2M (and are freed) only under its write lock, so the page stays the domain's
+    /// RAM while `f` copies, without taking a page reference.
+    #[inline(always)]
+    fn with_page<R>(&self, va: u64, write: bool, f: impl FnOnce(u64) -> R) -> Result<R> {
         let ipa = self.va.to_ipa(va & !PAGE_MASK, write).ok_or(Errno::EFAULT)?;
-        let mm = &self.hv.mm;
-        let r = self.d.p2m.read(mm);
+        let r = self.d.p2m.read(&self.hv.mm);
         let m = r.lookup(Gfn::from_addr(ipa)).ok_or(Errno::EFAULT)?;
         let ok = if write { m.ty == P2mType::RamRw } else { m.ty.is_ram() };
-        if !ok || !mm.get_page(m.mfn, self.d.id) {
+        if !ok {
             return Err(Errno::EFAULT);
         }
-        Ok(m.mfn)
+        Ok(f(m.mfn.addr() + (va & PAGE_MASK)))
+    }
+
+    /// Does `[va, va + len)` lie in one page?
+    fn in_one_page(va: u64, len: usize) -> bool {
+        (va & PAGE_MASK) + len as u64 <= PAGE_SIZE
     }
 
     fn access(&self, va: u64, len: usize, write: bool, mut f: impl FnMut(u64, core::ops::Range<usize>)) -> Result<()> {
         let end = va.checked_add(len as u64).ok_or(Errno::EFAULT)?;
         let mut cur = va;
         while cur < end {
-            let page_end = (cur & !PAGE_MASK).saturating_add(PAGE_SIZE);
-            let chunk_end = end.min(page_end);
-            let mfn = self.pin(cur, write)?;
+            let chunk_end = end.min((cur & !PAGE_MASK).saturating_add(PAGE_SIZE));
             let off = (cur - va) as usize;
-            f(mfn.addr() + (cur & PAGE_MASK), off..off + (chunk_end - cur) as usize);
-            self.hv.mm.put_page(mfn);
+            self.with_page(cur, write, |pa| f(pa, off..off + (chunk_end - cur) as usize))?;
             cur = chunk_end;
         }
         Ok(())
@@ -122,13 +123,24 @@ impl<'a> GuestMem<'a> {
         self.access(va, buf.len(), true, |pa, r| phys.write(pa, &buf[r]))
     }
 
+    /// Copy a `T` in. A structure within one page (hypercall arguments, nearly always) is
+    /// copied with one translation and a copy of its known size.
     pub fn read<T: Pod>(&self, va: u64) -> Result<T> {
+        if Self::in_one_page(va, size_of::<T>()) {
+            let phys = self.hv.mm.phys;
+            return self.with_page(va, false, |pa| phys.read_obj::<T>(pa));
+        }
         let mut v = T::default();
         self.read_bytes(va, as_bytes_mut(&mut v))?;
         Ok(v)
     }
 
+    /// Copy a `T` out (see [`Self::read`]).
     pub fn write<T: Pod>(&self, va: u64, v: &T) -> Result<()> {
+        if Self::in_one_page(va, size_of::<T>()) {
+            let phys = self.hv.mm.phys;
+            return self.with_page(va, true, |pa| phys.write_obj(pa, v));
+        }
         self.write_bytes(va, as_bytes(v))
     }
 

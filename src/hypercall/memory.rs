@@ -2,7 +2,7 @@
 
 use super::{Call, Outcome};
 use crate::domain::Domain;
-use crate::hv::Hypervisor;
+use crate::hv::{DomRef, Hypervisor};
 use crate::p2m::P2mType;
 use crate::types::{Errno, Gfn, Mfn, Result};
 use alloc::sync::Arc;
@@ -12,6 +12,7 @@ use xen_abi::{DOMID_XEN, DomId, XenAddToPhysmap, XenAddToPhysmapBatch, XenRemove
 /// Batch entries handled per trap before a continuation.
 const BATCH_PER_CALL: u32 = 64;
 
+#[inline(never)]
 pub fn memory_op(c: &Call, args: &mut [u64; 5]) -> Outcome {
     let (cmd, arg) = (args[0], args[1]);
     let op = cmd & MEMOP_CMD_MASK;
@@ -42,7 +43,7 @@ fn permission_check(caller: &Domain, d: &Domain, space: u32) -> Result<()> {
     Ok(())
 }
 
-fn target(c: &Call, domid: DomId, space: u32) -> Result<Arc<Domain>> {
+fn target<'a>(c: &Call<'a>, domid: DomId, space: u32) -> Result<DomRef<'a>> {
     let d = c.hv.lookup(c.d, domid).ok_or(Errno::ESRCH)?;
     permission_check(c.d, &d, space)?;
     Ok(d)
@@ -216,30 +217,23 @@ fn remove_from_physmap(c: &Call, start: u64, arg: u64) -> Result<()> {
     remove_from_physmap_one(c.hv, &d, Gfn(xrfp.gpfn))
 }
 
-/// Xen's sequence: look the page up (taking a reference) under the read lock, then remove it
-/// under the write lock if the GFN still maps that frame (`-EILSEQ` if it changed meanwhile).
+/// Unmap whatever RAM, grant or foreign page `gfn` maps (Xen's `get_page_from_gfn` +
+/// `guest_physmap_remove_page`): `-ENOENT` if nothing is mapped there or the page cannot be
+/// referenced (a foreign mapping of one of `d`'s own pages is refused the same way). The
+/// lookup, the checks and the removal happen under one hold of the P2M write lock, so the
+/// entry cannot change in between (Xen looks up under the read lock and reports a change
+/// meanwhile as `-EILSEQ`).
 pub fn remove_from_physmap_one(hv: &Hypervisor, d: &Domain, gfn: Gfn) -> Result<()> {
-    let mm = &hv.mm;
-    let mfn = {
-        let r = d.p2m.read(mm);
-        let m = r.lookup(gfn).filter(|m| m.ty.is_any_ram()).ok_or(Errno::ENOENT)?;
-        let got = if m.ty.is_foreign() {
-            match mm.frames.get_page_any_owner(m.mfn) {
-                Ok(owner) if owner == d.id => {
-                    mm.put_page(m.mfn);
-                    false
-                }
-                r => r.is_ok(),
-            }
+    let frames = &hv.mm.frames;
+    d.p2m.write(&hv.mm).remove_if(gfn, |m| {
+        let m = m.filter(|m| m.ty.is_any_ram()).ok_or(Errno::ENOENT)?;
+        let referenced = if m.ty.is_foreign() {
+            // The entry holds a reference on the foreign page, so its owner is stable.
+            frames.owner(m.mfn).is_some_and(|o| o != d.id)
         } else {
-            mm.get_page(m.mfn, d.id)
+            // (`owner` is `None` unless the page is in use.)
+            frames.owner(m.mfn) == Some(d.id)
         };
-        if !got {
-            return Err(Errno::ENOENT);
-        }
-        m.mfn
-    };
-    let r = d.p2m.write(mm).remove_checked(gfn, mfn);
-    mm.put_page(mfn);
-    r
+        if referenced { Ok(()) } else { Err(Errno::ENOENT) }
+    })
 }

@@ -7,7 +7,15 @@
 //! is ever created.
 
 use crate::types::{Mfn, PAGE_SIZE};
+use core::mem::size_of;
 use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64};
+
+/// Plain data that may be copied to and from machine memory (guest memory included) byte for
+/// byte.
+///
+/// # Safety
+/// Every bit pattern must be a valid value and the type must have no implicit padding.
+pub unsafe trait Pod: Copy + Default + 'static {}
 
 #[derive(Clone, Copy, Debug)]
 pub struct PhysMap {
@@ -28,8 +36,11 @@ impl PhysMap {
         pa >= self.first && pa.checked_add(len).is_some_and(|e| e <= self.end)
     }
 
+    #[inline(always)]
     fn ptr(&self, pa: u64, len: u64) -> *mut u8 {
-        assert!(self.contains(pa, len), "physical access {pa:#x}+{len:#x} outside RAM");
+        if !self.contains(pa, len) {
+            outside(pa, len);
+        }
         (pa as usize).wrapping_add(self.offset) as *mut u8
     }
 
@@ -41,15 +52,43 @@ impl PhysMap {
 
     pub fn read(&self, pa: u64, dst: &mut [u8]) {
         let p = self.ptr(pa, dst.len() as u64);
-        // SAFETY: the source range is inside the map; `dst` is ours. Guest memory may change
-        // under us: we copy bytes, never form a reference to it.
-        unsafe { core::ptr::copy(p, dst.as_mut_ptr(), dst.len()) }
+        // SAFETY: the source range is inside the map; `dst` is ours and cannot overlap it (it
+        // is a hypervisor buffer). Guest memory may change under us: we copy bytes, never
+        // form a reference to it.
+        unsafe { core::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) }
     }
 
     pub fn write(&self, pa: u64, src: &[u8]) {
         let p = self.ptr(pa, src.len() as u64);
-        // SAFETY: the destination range is inside the map.
-        unsafe { core::ptr::copy(src.as_ptr(), p, src.len()) }
+        // SAFETY: the destination range is inside the map; `src` is a hypervisor buffer.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) }
+    }
+
+    /// Copy a `T` from `pa` (any alignment). For a small `T` the copy is inline loads: word
+    /// loads when `pa` is aligned for `T` (the image is built for strict alignment, so an
+    /// unaligned copy is done byte by byte).
+    #[inline(always)]
+    pub fn read_obj<T: Pod>(&self, pa: u64) -> T {
+        let p = self.ptr(pa, size_of::<T>() as u64) as *const T;
+        if !p.is_aligned() {
+            // SAFETY: the range is inside the map (checked by `ptr`).
+            return unsafe { read_unaligned_cold(p) };
+        }
+        // SAFETY: the range is inside the map and aligned; `T` is `Pod`, so whatever bytes are
+        // there (a guest may change them meanwhile) make a valid `T`.
+        unsafe { p.read() }
+    }
+
+    /// Copy `v` to `pa` (any alignment; see [`Self::read_obj`]).
+    #[inline(always)]
+    pub fn write_obj<T: Pod>(&self, pa: u64, v: &T) {
+        let p = self.ptr(pa, size_of::<T>() as u64) as *mut T;
+        if !p.is_aligned() {
+            // SAFETY: the range is inside the map (checked by `ptr`).
+            return unsafe { write_unaligned_cold(p, v) };
+        }
+        // SAFETY: the range is inside the map and aligned.
+        unsafe { p.write(*v) }
     }
 
     /// `memmove` between two physical ranges (they may overlap).
@@ -59,19 +98,61 @@ impl PhysMap {
         unsafe { core::ptr::copy(s, d, len as usize) }
     }
 
+    #[inline]
     pub fn atomic_u64(&self, pa: u64) -> &AtomicU64 {
-        assert_eq!(pa % 8, 0);
+        if !pa.is_multiple_of(8) {
+            misaligned(pa, 8);
+        }
         // SAFETY: aligned, inside the map, and only ever accessed atomically by us.
         unsafe { AtomicU64::from_ptr(self.ptr(pa, 8) as *mut u64) }
     }
     pub fn atomic_u32(&self, pa: u64) -> &AtomicU32 {
-        assert_eq!(pa % 4, 0);
+        if !pa.is_multiple_of(4) {
+            misaligned(pa, 4);
+        }
         // SAFETY: as for `atomic_u64`.
         unsafe { AtomicU32::from_ptr(self.ptr(pa, 4) as *mut u32) }
     }
     pub fn atomic_u16(&self, pa: u64) -> &AtomicU16 {
-        assert_eq!(pa % 2, 0);
+        if !pa.is_multiple_of(2) {
+            misaligned(pa, 2);
+        }
         // SAFETY: as for `atomic_u64`.
         unsafe { AtomicU16::from_ptr(self.ptr(pa, 2) as *mut u16) }
     }
+}
+
+// Out of line, so that the checks on every access (page-table walks included) cost a compare
+// and a branch.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn outside(pa: u64, len: u64) -> ! {
+    panic!("physical access {pa:#x}+{len:#x} outside RAM")
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn misaligned(pa: u64, align: u64) -> ! {
+    panic!("misaligned {align}-byte atomic access at {pa:#x}")
+}
+
+// Out of line: kept apart, the compiler cannot fold the aligned copies into these byte-wise
+// ones.
+//
+// # Safety
+// `p` must be valid for reading (writing) `size_of::<T>()` bytes.
+#[cold]
+#[inline(never)]
+unsafe fn read_unaligned_cold<T: Pod>(p: *const T) -> T {
+    // SAFETY: the caller's contract; `T` is `Pod`, so any bytes make a valid `T`.
+    unsafe { p.read_unaligned() }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn write_unaligned_cold<T: Pod>(p: *mut T, v: &T) {
+    // SAFETY: the caller's contract.
+    unsafe { p.write_unaligned(*v) }
 }

@@ -23,6 +23,10 @@ const ROWS: [Row; 6] = [
     Row { pa_bits: 48, ps: 5, t0sz: 16, root_order: 0, sl0: 2 },
 ];
 
+/// The smallest IPA size [`StageConfig::for_machine`] picks: 1 TiB, which holds Xen's Arm guest
+/// memory map (RAM banks up to 1 TiB) and, on most machines, dom0's identity map.
+pub const MIN_IPA_BITS: u32 = 40;
+
 /// The stage-2 translation regime every domain uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StageConfig {
@@ -66,6 +70,16 @@ impl StageConfig {
         })
     }
 
+    /// The regime for a machine whose highest physical address (RAM or device) is below
+    /// `top`: the smallest IPA size that covers it, at least [`MIN_IPA_BITS`], within what the
+    /// CPU supports (its largest size if nothing smaller covers `top`). A smaller IPA means
+    /// fewer table levels: every stage-2 walk, the hardware's and ours, is a level shorter.
+    pub fn for_machine(cpu_pa_bits: u32, top: u64, vmid16: bool) -> Option<StageConfig> {
+        let need = (64 - top.saturating_sub(1).leading_zeros()).max(MIN_IPA_BITS);
+        let cap = ROWS.iter().find(|r| r.pa_bits >= need).map_or(48, |r| r.pa_bits);
+        StageConfig::new(cpu_pa_bits, cap, vmid16)
+    }
+
     pub fn root_pages(&self) -> u64 {
         1 << self.root_order
     }
@@ -98,6 +112,23 @@ mod tests {
         assert_eq!((c48.ipa_bits, c48.root_level, c48.root_pages()), (48, 0, 1));
         assert_eq!(c48.vtcr & 0x3f, 16);
         assert_ne!(c48.vtcr & (1 << 19), 0);
+    }
+
+    #[test]
+    fn for_machine_picks_the_smallest_size_covering_the_address_map() {
+        let bits = |cpu, top| StageConfig::for_machine(cpu, top, false).map(|c| (c.ipa_bits, c.levels()));
+        // QEMU virt: RAM at 1 GiB, high PCIe MMIO up to 1 TiB.
+        assert_eq!(bits(44, 1 << 40), Some((40, 3)));
+        // A Raspberry Pi 4: everything below 64 GiB, still 40 bits (Xen's guest layout).
+        assert_eq!(bits(44, 0x6_4000_0000), Some((40, 3)));
+        assert_eq!(bits(44, 0), Some((40, 3)));
+        // One byte above 1 TiB needs the next size the CPU has.
+        assert_eq!(bits(44, (1 << 40) + 1), Some((42, 3)));
+        assert_eq!(bits(48, (1 << 42) + 1), Some((44, 4)));
+        // Beyond what the CPU translates: its largest size (the devices above stay unmapped).
+        assert_eq!(bits(40, 1 << 45), Some((40, 3)));
+        assert_eq!(bits(36, 1 << 33), Some((36, 3)));
+        assert_eq!(bits(48, u64::MAX), Some((48, 4)));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod pte;
 
 use crate::mm::Mm;
 use crate::mm::frame::{P2mLocked, P2mWriteLocked};
+use crate::mm::phys::PhysMap;
 use crate::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::types::{DomId, Errno, Gfn, Mfn, PAGE_SHIFT, Result};
 pub use config::StageConfig;
@@ -47,6 +48,8 @@ pub struct P2mStats {
 
 pub struct P2mState {
     need_flush: bool,
+    /// Work waiting for the next TLB flush (always empty while the lock is free).
+    deferred: Deferred,
     dying: bool,
     destroyed: bool,
     stats: P2mStats,
@@ -75,6 +78,7 @@ impl P2m {
             root,
             state: RwLock::new(P2mState {
                 need_flush: false,
+                deferred: Deferred::new(),
                 dying: false,
                 destroyed: false,
                 stats: P2mStats::default(),
@@ -105,7 +109,7 @@ impl P2m {
     }
 
     pub fn write<'a>(&'a self, mm: &'a Mm) -> P2mWrite<'a> {
-        P2mWrite { p2m: self, mm, st: self.state.write(), deferred: Deferred::new() }
+        P2mWrite { p2m: self, mm, st: self.state.write() }
     }
 
     /// Is the write lock held by someone (diagnostics and tests)?
@@ -136,24 +140,44 @@ impl P2m {
         if level == self.cfg.root_level { i } else { i & (ENTRIES - 1) }
     }
 
-    fn lookup(&self, mm: &Mm, gfn: Gfn) -> Option<Mapping> {
-        if gfn.0 >= self.cfg.gfn_limit() {
+    /// Walk the tables for `gfn`: the physical address of the leaf entry that maps it, the
+    /// entry's level and the entry; `None` if nothing maps it (or it is beyond the IPA size).
+    ///
+    /// Every caller holds the P2M lock (read or write), whose acquire already orders these
+    /// reads after the last writer's stores: relaxed loads do, and they let the compiler keep
+    /// the walk's state in registers.
+    fn walk(&self, phys: PhysMap, gfn: u64) -> Option<(u64, u32, S2Pte)> {
+        if gfn >= self.cfg.gfn_limit() {
             return None;
         }
-        let (mut table, mut level) = (self.root, self.cfg.root_level);
+        let root_level = self.cfg.root_level;
+        let (mut table, mut level) = (self.root, root_level);
         loop {
-            let pte = S2Pte::from_raw(self.slot(mm, table, self.index(gfn.0, level)).load(HwOrd::Acquire));
+            let i = gfn >> (9 * (3 - level));
+            let i = if level == root_level { i } else { i & (ENTRIES - 1) };
+            let pa = table.addr() + i * 8;
+            let pte = S2Pte::from_raw(phys.atomic_u64(pa).load(HwOrd::Relaxed));
             if !pte.is_valid() {
                 return None;
             }
-            if pte.is_table(level) {
-                table = pte.mfn();
-                level += 1;
-                continue;
+            if !pte.is_table(level) {
+                return Some((pa, level, pte));
             }
-            let order = 9 * (3 - level);
-            return Some(Mapping { mfn: pte.mfn().add(gfn.0 & ((1 << order) - 1)), ty: pte.p2m_type(), order });
+            table = pte.mfn();
+            level += 1;
         }
+    }
+
+    fn lookup(&self, mm: &Mm, gfn: Gfn) -> Option<Mapping> {
+        self.walk(mm.phys, gfn.0).map(|(_, level, pte)| Mapping::of(gfn, level, pte))
+    }
+}
+
+impl Mapping {
+    /// What leaf `pte` at `level` says about `gfn`.
+    fn of(gfn: Gfn, level: u32, pte: S2Pte) -> Mapping {
+        let order = 9 * (3 - level);
+        Mapping { mfn: pte.mfn().add(gfn.0 & ((1 << order) - 1)), ty: pte.p2m_type(), order }
     }
 }
 
@@ -184,7 +208,8 @@ enum DeferredOp {
     FreeTable(Mfn),
 }
 
-/// Work that must wait for the TLB flush.
+/// Work that must wait for the TLB flush. Kept in the locked state rather than in the guard,
+/// so taking the lock neither initialises nor moves it.
 struct Deferred {
     n: usize,
     ops: [DeferredOp; 32],
@@ -202,7 +227,6 @@ pub struct P2mWrite<'a> {
     p2m: &'a P2m,
     mm: &'a Mm,
     st: RwLockWriteGuard<'a, P2mState>,
-    deferred: Deferred,
 }
 
 impl P2mLocked for P2mWrite<'_> {
@@ -256,27 +280,42 @@ impl<'a> P2mWrite<'a> {
         self.set_entry(gfn, nr, None)
     }
 
+    /// Look `gfn` up and, if `check` accepts what is mapped there (`None`: nothing, or beyond
+    /// the IPA size), unmap it; `check`'s error is returned and nothing changes. One walk
+    /// where a lookup followed by a removal would take two.
+    pub fn remove_if(&mut self, gfn: Gfn, check: impl FnOnce(Option<Mapping>) -> Result<()>) -> Result<()> {
+        let mm = self.mm;
+        let Some((pa, level, old)) = self.p2m.walk(mm.phys, gfn.0) else { return check(None) };
+        check(Some(Mapping::of(gfn, level, old)))?;
+        if level != 3 {
+            // Part of a block: split it.
+            return self.set_one(gfn.0, 0, None);
+        }
+        self.write_leaf(mm.phys.atomic_u64(pa), old, level, gfn.0, 0, None);
+        Ok(())
+    }
+
     /// Remove the mapping of `gfn` if it is the expected frame (Xen's
     /// `guest_physmap_remove_page`): a RAM, grant or foreign entry pointing elsewhere gives
     /// `-EILSEQ` and nothing changes.
     pub fn remove_checked(&mut self, gfn: Gfn, mfn: Mfn) -> Result<()> {
-        if let Some(m) = self.lookup(gfn)
-            && m.ty.is_any_ram()
-            && m.mfn != mfn
-        {
-            return Err(Errno::EILSEQ);
+        if gfn.0 >= self.p2m.cfg.gfn_limit() {
+            return Err(Errno::EINVAL);
         }
-        self.remove(gfn, 1)
+        self.remove_if(gfn, |m| match m {
+            Some(m) if m.ty.is_any_ram() && m.mfn != mfn => Err(Errno::EILSEQ),
+            _ => Ok(()),
+        })
     }
 
     /// Remove the grant mapping of `mfn` at `gfn`: the entry must be a grant mapping of that
     /// frame (`-EINVAL` otherwise, nothing changes). Stricter than Xen 4.17, which also
     /// "removes" an empty GFN and so lets a guest release a grant that stays mapped.
     pub fn remove_grant(&mut self, gfn: Gfn, mfn: Mfn) -> Result<()> {
-        match self.lookup(gfn) {
-            Some(m) if m.ty.is_grant() && m.mfn == mfn => self.remove(gfn, 1),
+        self.remove_if(gfn, |m| match m {
+            Some(m) if m.ty.is_grant() && m.mfn == mfn => Ok(()),
             _ => Err(Errno::EINVAL),
-        }
+        })
     }
 
     fn set_entry(&mut self, gfn: Gfn, nr: u64, new: Option<(Mfn, P2mType)>) -> Result<()> {
@@ -291,6 +330,10 @@ impl<'a> P2mWrite<'a> {
             && m.0.checked_add(nr).is_none_or(|e| e > 1 << 36)
         {
             return Err(Errno::EINVAL);
+        }
+        if nr == 1 {
+            // One 4 KiB page (every hypercall-driven change): no block to choose.
+            return self.set_one(gfn.0, 0, new);
         }
         let (mut g, mut left, mut cur) = (gfn.0, nr, new);
         while left > 0 {
@@ -315,10 +358,12 @@ impl<'a> P2mWrite<'a> {
 
     fn set_one(&mut self, gfn: u64, order: u32, new: Option<(Mfn, P2mType)>) -> Result<()> {
         let (p2m, mm) = (self.p2m, self.mm);
+        let phys = mm.phys;
+        let slot_of = |table: Mfn, level: u32| phys.atomic_u64(table.addr() + p2m.index(gfn, level) * 8);
         let target = 3 - order / 9;
         let (mut table, mut level) = (p2m.root, p2m.cfg.root_level);
         while level < target {
-            let slot = p2m.slot(mm, table, p2m.index(gfn, level));
+            let slot = slot_of(table, level);
             let pte = S2Pte::from_raw(slot.load(HwOrd::Relaxed));
             if !pte.is_valid() {
                 if new.is_none() {
@@ -348,13 +393,29 @@ impl<'a> P2mWrite<'a> {
             level += 1;
         }
 
-        let slot = p2m.slot(mm, table, p2m.index(gfn, level));
+        let slot = slot_of(table, level);
         let old = S2Pte::from_raw(slot.load(HwOrd::Relaxed));
+        self.write_leaf(slot, old, level, gfn, order, new);
+        Ok(())
+    }
+
+    /// Replace entry `old` in `slot` (at `level`, for the block or page of `order` holding
+    /// `gfn`) with `new`, break-before-make, dropping what the old entry held.
+    fn write_leaf(
+        &mut self,
+        slot: &core::sync::atomic::AtomicU64,
+        old: S2Pte,
+        level: u32,
+        gfn: u64,
+        order: u32,
+        new: Option<(Mfn, P2mType)>,
+    ) {
+        let (p2m, mm) = (self.p2m, self.mm);
         let pte = new.map_or(S2Pte::INVALID, |(m, t)| S2Pte::leaf(m, t, level));
         // Re-inserting an identical entry changes nothing, except for foreign mappings: the
         // caller took a page reference for the new entry, so the old one's must be dropped.
         if old == pte && !old.p2m_type().is_foreign() {
-            return Ok(());
+            return;
         }
         if old.is_valid() {
             // Break before make.
@@ -381,7 +442,6 @@ impl<'a> P2mWrite<'a> {
             mm.tlb.sync_pte_writes();
             self.st.stats.leaves[level as usize] += 1;
         }
-        Ok(())
     }
 
     /// An entry leaves the P2M: release what it held. The only place a xenheap page's stored
@@ -429,22 +489,23 @@ impl<'a> P2mWrite<'a> {
     }
 
     fn defer(&mut self, op: DeferredOp) {
-        if self.deferred.n == self.deferred.ops.len() {
+        if self.st.deferred.n == self.st.deferred.ops.len() {
             self.flush();
         }
-        self.deferred.ops[self.deferred.n] = op;
-        self.deferred.n += 1;
+        let d = &mut self.st.deferred;
+        d.ops[d.n] = op;
+        d.n += 1;
     }
 
     /// Perform the pending TLB flush, then the work that waited for it. Runs automatically
     /// when the guard is dropped (still under the lock).
     pub fn flush(&mut self) {
-        if self.st.need_flush || self.deferred.n != 0 {
+        if self.st.need_flush || self.st.deferred.n != 0 {
             self.mm.tlb.flush_guest_all(self.p2m.vttbr());
             self.st.need_flush = false;
         }
-        for i in 0..core::mem::replace(&mut self.deferred.n, 0) {
-            match self.deferred.ops[i] {
+        for i in 0..core::mem::replace(&mut self.st.deferred.n, 0) {
+            match self.st.deferred.ops[i] {
                 DeferredOp::PutPage(m) => self.mm.put_page(m),
                 DeferredOp::FreeTable(t) => self.mm.free_xenheap(t),
             }

@@ -27,7 +27,7 @@ use aarch64_cpu::registers::*;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::arch::asm;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use log::{debug, info, warn};
 use xen_abi::XEN_HYPERCALL_TAG;
 use xen_abi::psci::*;
@@ -115,6 +115,11 @@ type Pinned = Option<(Arc<Guest>, usize)>;
 /// What each physical CPU runs: a guest and the index of its vCPU pinned there.
 static ASSIGNED: [spin::Mutex<Pinned>; smp::MAX_CPUS] = [const { spin::Mutex::new(None) }; smp::MAX_CPUS];
 
+/// The guest and vCPU each CPU is running: set by the CPU itself as it enters the vCPU, read by
+/// its own traps. A copy of its [`ASSIGNED`] slot that needs no lock on the trap path.
+static RUNNING: [(AtomicPtr<Guest>, AtomicUsize); smp::MAX_CPUS] =
+    [const { (AtomicPtr::new(core::ptr::null_mut()), AtomicUsize::new(0)) }; smp::MAX_CPUS];
+
 /// The guest and vCPU this CPU runs (only called on a trap from it).
 ///
 /// No `Arc` is cloned: trap paths that end in [`idle`] never return, so a clone on their stack
@@ -123,10 +128,12 @@ static ASSIGNED: [spin::Mutex<Pinned>; smp::MAX_CPUS] = [const { spin::Mutex::ne
 /// vCPU `Off` on its way to [`idle`], after its last use of the guest, except in `shutdown`,
 /// which holds its own `Arc` while it uses the guest.
 fn current() -> (&'static Guest, usize) {
-    let slot = ASSIGNED[smp::this()].lock();
-    let (g, vi) = slot.as_ref().expect("guest trap on a CPU with no vCPU");
+    let (g, vi) = &RUNNING[smp::this()];
+    // Relaxed: only this CPU writes its entry.
+    let g = g.load(Ordering::Relaxed);
+    assert!(!g.is_null(), "guest trap on a CPU with no vCPU");
     // SAFETY: see above: the guest outlives every use this trap makes of it.
-    (unsafe { &*Arc::as_ptr(g) }, *vi)
+    (unsafe { &*g }, vi.load(Ordering::Relaxed))
 }
 
 /// Physical CPUs not running any vCPU yet, in order.
@@ -251,6 +258,7 @@ fn enter(g: &Guest, vi: usize, entry: u64, x0: u64) -> ! {
 /// A CPU with nothing to run: wait for the vCPU pinned to it to be started, and enter it.
 pub fn idle() -> ! {
     let me = smp::this();
+    RUNNING[me].0.store(core::ptr::null_mut(), Ordering::Relaxed);
     loop {
         let slot = ASSIGNED[me].lock();
         if let Some((g, vi)) = slot.as_ref() {
@@ -260,6 +268,8 @@ pub fn idle() -> ! {
                 drop(st);
                 let (g, vi) = (Arc::as_ptr(g), *vi);
                 drop(slot);
+                RUNNING[me].0.store(g.cast_mut(), Ordering::Relaxed);
+                RUNNING[me].1.store(vi, Ordering::Relaxed);
                 // SAFETY: the slot's Arc lives until the vCPU is Off again (see `current`).
                 enter(unsafe { &*g }, vi, entry, context);
             }

@@ -314,7 +314,7 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
     let dom0_plan = plan_dom0(&img, &dt, &plat, &opts, uart.as_ref(), &mut plan);
     give_to_heap(&mm, plan);
 
-    let stage = init_stage2();
+    let stage = init_stage2(dt.highest_address());
     let hv = HYPERVISOR.call_once(|| Hypervisor::new(mm, stage, opts.hv_options()));
     info!(
         "Hypervisor ready: {} MiB in the page allocator, grant frames max {}, maptrack frames max {}, audit {}",
@@ -720,15 +720,23 @@ fn give_to_heap(mm: &Mm, plan: BootMem) {
     info!("Page allocator: {} frames ({} MiB) in {} ranges", total, (total * PAGE_SIZE) >> 20, heap.len());
 }
 
-/// The stage-2 regime every domain uses: IPA size from the CPU, VMID width, VTCR_EL2.
-fn init_stage2() -> StageConfig {
+/// The stage-2 regime every domain uses: IPA size from the machine's address map (`top`: one
+/// past its highest RAM or device address) within the CPU's PA size, VMID width, VTCR_EL2.
+fn init_stage2(top: u64) -> StageConfig {
     let parange = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
     let pa_bits = parange_bits(parange).unwrap_or(48).min(48);
     let vmid16 = ID_AA64MMFR1_EL1.read(ID_AA64MMFR1_EL1::VMIDBits) == 0b0010;
-    let stage = StageConfig::new(pa_bits, 48, vmid16).unwrap_or_else(|| panic!("{pa_bits}-bit P2M is not supported"));
+    let stage =
+        StageConfig::for_machine(pa_bits, top, vmid16).unwrap_or_else(|| panic!("{pa_bits}-bit P2M is not supported"));
+    if top > 1 << stage.ipa_bits {
+        log::warn!("P2M: devices up to {top:#x} lie beyond the {}-bit IPA space and cannot be mapped", stage.ipa_bits);
+    }
     VTCR_EL2.set(stage.vtcr);
     barrier::isb(barrier::SY);
-    info!("P2M: {}-bit IPA with {}-bit PA and {}-bit VMID", stage.ipa_bits, pa_bits, stage.vmid_bits);
+    info!(
+        "P2M: {}-bit IPA (address map up to {top:#x}) with {}-bit PA and {}-bit VMID",
+        stage.ipa_bits, pa_bits, stage.vmid_bits
+    );
     info!("P2M: {} levels with order-{} root, VTCR {:#x}", stage.levels(), stage.root_order, VTCR_EL2.get());
     stage
 }

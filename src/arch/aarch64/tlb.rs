@@ -5,12 +5,15 @@
 //!
 //! ```text
 //!   dsb ishst                           page-table writes visible to every walker
-//!   tlbi ipas2e1is, ipa >> 12 (each 4K page)   or  tlbi vmalls12e1is (large range / all)
+//!   tlbi ipas2e1is, ipa >> 12 (each 4K page)
 //!   dsb ish
 //!   tlbi vmalle1is                      combined stage-1+2 entries of that VMID
 //!   dsb ish
 //!   isb
 //! ```
+//!
+//! or, for a large range or the whole VMID, `tlbi vmalls12e1is` (stage 1 and 2 at once),
+//! `dsb ish`, `isb`.
 //!
 //! and restores the previous VTTBR. All TLBIs are inner-shareable broadcasts: complete on
 //! every CPU when the final `dsb ish` retires.
@@ -72,9 +75,9 @@ impl TlbOps for El2Tlb {
     fn flush_guest_all(&self, vttbr: u64) {
         with_vttbr(vttbr, || {
             barrier::dsb(barrier::ISHST);
-            // SAFETY: invalidates every stage-1 and stage-2 entry of the current VMID.
-            unsafe { asm!("tlbi vmalls12e1is", options(nostack, preserves_flags)) };
-            finish_with_vmalle1is();
+            // SAFETY: invalidates every stage-1 and stage-2 entry of the current VMID (so no
+            // separate `vmalle1is` is needed).
+            unsafe { asm!("tlbi vmalls12e1is", "dsb ish", "isb", options(nostack, preserves_flags)) };
         });
     }
 }

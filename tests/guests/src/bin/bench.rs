@@ -58,6 +58,18 @@ fn report(name: &str, iters: u64, ticks: u64, vcpus: Option<usize>) {
     }
 }
 
+/// `only=<op>` on the command line: measure just that operation (for profiling).
+struct Only(Option<&'static str>);
+
+impl Only {
+    /// Time `n` calls of `f` (after a warm-up of `n / 8`).
+    fn measure(&self, name: &str, n: u64, f: impl FnMut()) {
+        if self.0.is_none_or(|o| o == name) {
+            measure(name, n, f);
+        }
+    }
+}
+
 /// Time `n` calls of `f` (after a warm-up of `n / 8`).
 fn measure(name: &str, n: u64, mut f: impl FnMut()) {
     for _ in 0..n / 8 + 1 {
@@ -109,18 +121,19 @@ fn main(p: &Platform) {
         p.bootargs.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)).and_then(|v| v.parse::<u64>().ok())
     };
     let n = arg("iters=").unwrap_or(2000).max(1);
+    let only = Only(p.bootargs.split_ascii_whitespace().find_map(|w| w.strip_prefix("only=")));
     let Some(grant) = p.grant_region else { fatal(format_args!("no grant-table region")) };
     let Some(ext) = p.extended.last() else { fatal(format_args!("no extended region")) };
     let g0 = grant.base / PAGE;
     println!("[granite-bench] entry_cntpct={} freq={}", rt::entry_cntpct(), cntfrq());
 
-    measure("null_hypercall", n, || {
+    only.measure("null_hypercall", n, || {
         hypercall::xen_version::<()>(XENVER_VERSION, None);
     });
-    measure("query_size", n, || {
+    only.measure("query_size", n, || {
         query_size(DOMID_SELF);
     });
-    measure("grant_frame_add_remove", n, || {
+    only.measure("grant_frame_add_remove", n, || {
         add_gt(0, g0);
         remove(g0);
     });
@@ -133,7 +146,7 @@ fn main(p: &Platform) {
         GrantFrameV1::at(g0 * PAGE)
     };
     gt.grant(REF_OWN, GTF_PERMIT_ACCESS, 0, OWN.gfn(0) as u32);
-    measure("map_unmap_grant", n, || {
+    only.measure("map_unmap_grant", n, || {
         let (rc, op) = map_grant_ref(host, GNTMAP_HOST_MAP, REF_OWN, 0);
         if rc != 0 || op.status != GNTST_OKAY {
             fatal(format_args!("map_grant_ref: rc {rc} status {}", op.status));
@@ -147,7 +160,7 @@ fn main(p: &Platform) {
 
     // A page our stage 1 maps (extended regions are mapped) and the P2M does not.
     let hole = ext.base + 64 * PAGE;
-    measure("stage2_fault", n, || {
+    only.measure("stage2_fault", n, || {
         if probe_read(hole).is_ok() {
             fatal(format_args!("{hole:#x} is mapped: no fault to measure"));
         }
@@ -157,12 +170,17 @@ fn main(p: &Platform) {
     for i in 1..max {
         add_gt(i, g0 + i);
     }
-    measure("grant_frame_add_remove_64", n, || {
+    only.measure("grant_frame_add_remove_64", n, || {
         add_gt(0, g0);
         remove(g0);
     });
     for i in 1..max {
         remove(g0 + i);
+    }
+
+    if only.0.is_some() {
+        println!("[granite-bench] done");
+        hypercall::power_off()
     }
 
     // Contention on the domain's one P2M lock.
