@@ -242,6 +242,17 @@ impl FrameTable {
         let _ = p.type_info.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| Some((t & !PGT_GFN_MASK) | bits));
     }
 
+    /// The P2M dropped an entry mapping `mfn`: if it is a xenheap page, forget its GFN. One
+    /// frame-table lookup for the test and the update. The caller holds the owner's P2M write
+    /// lock.
+    pub fn clear_xenheap_gfn(&self, mfn: Mfn, lock: &impl P2mWriteLocked) {
+        let Some(p) = self.page(mfn).filter(|p| p.is_xen_heap()) else { return };
+        debug_assert_eq!(p.owner(), Some(lock.p2m_owner()), "GFN cleared under a foreign P2M lock");
+        // "No GFN" is all ones in the GFN bits: setting them leaves the other bits alone.
+        const _: () = assert!(PGT_INVALID_XENHEAP_GFN == PGT_GFN_MASK);
+        p.type_info.fetch_or(PGT_GFN_MASK, Ordering::AcqRel);
+    }
+
     /// The stored GFN without any lock: only for the audit and diagnostics, which must not
     /// draw conclusions from it unless they hold the owner's P2M lock.
     pub fn xenheap_gfn_unlocked(&self, mfn: Mfn) -> Option<Gfn> {

@@ -140,12 +140,34 @@ impl P2m {
         if level == self.cfg.root_level { i } else { i & (ENTRIES - 1) }
     }
 
-    /// Walk the tables for `gfn`: the physical address of the leaf entry that maps it, the
-    /// entry's level and the entry; `None` if nothing maps it (or it is beyond the IPA size).
+    /// Walk the tables for `gfn` from the root down to `last` at most, stopping early at an
+    /// entry that is not a table (invalid, or a block): that entry's physical address, its
+    /// level and the entry. `gfn` must be below the IPA size.
     ///
     /// Every caller holds the P2M lock (read or write), whose acquire already orders these
     /// reads after the last writer's stores: relaxed loads do, and they let the compiler keep
     /// the walk's state in registers.
+    #[inline(always)]
+    fn descend(&self, phys: PhysMap, gfn: u64, last: u32) -> (u64, u32, S2Pte) {
+        let root_level = self.cfg.root_level;
+        let (mut table, mut level) = (self.root, root_level);
+        loop {
+            let i = gfn >> (9 * (3 - level));
+            let i = if level == root_level { i } else { i & (ENTRIES - 1) };
+            let pa = table.addr() + i * 8;
+            let pte = S2Pte::from_raw(phys.atomic_u64(pa).load(HwOrd::Relaxed));
+            if level == last || !pte.is_table(level) {
+                return (pa, level, pte);
+            }
+            table = pte.mfn();
+            level += 1;
+        }
+    }
+
+    /// The leaf entry that maps `gfn` (its physical address, level and value), or `None` if
+    /// nothing maps it or it is beyond the IPA size. (The loop of [`Self::descend`], specialised
+    /// for lookups: the hot path of every guest copy.)
+    #[inline]
     fn walk(&self, phys: PhysMap, gfn: u64) -> Option<(u64, u32, S2Pte)> {
         if gfn >= self.cfg.gfn_limit() {
             return None;
@@ -358,6 +380,14 @@ impl<'a> P2mWrite<'a> {
 
     fn set_one(&mut self, gfn: u64, order: u32, new: Option<(Mfn, P2mType)>) -> Result<()> {
         let (p2m, mm) = (self.p2m, self.mm);
+        if order == 0 {
+            // The common case: the tables down to level 3 exist already.
+            let (pa, level, old) = p2m.descend(mm.phys, gfn, 3);
+            if level == 3 {
+                self.write_leaf(mm.phys.atomic_u64(pa), old, 3, gfn, 0, new);
+                return Ok(());
+            }
+        }
         let phys = mm.phys;
         let slot_of = |table: Mfn, level: u32| phys.atomic_u64(table.addr() + p2m.index(gfn, level) * 8);
         let target = 3 - order / 9;
@@ -401,6 +431,7 @@ impl<'a> P2mWrite<'a> {
 
     /// Replace entry `old` in `slot` (at `level`, for the block or page of `order` holding
     /// `gfn`) with `new`, break-before-make, dropping what the old entry held.
+    #[inline]
     fn write_leaf(
         &mut self,
         slot: &core::sync::atomic::AtomicU64,
@@ -451,9 +482,8 @@ impl<'a> P2mWrite<'a> {
         if ty.is_foreign() {
             debug_assert_eq!(level, 3, "foreign mappings are 4 KiB");
             self.defer(DeferredOp::PutPage(mfn));
-        } else if ty.is_ram() && level == 3 && self.mm.frames.is_xen_heap(mfn) {
-            let frames = &self.mm.frames;
-            frames.set_xenheap_gfn(mfn, None, self);
+        } else if ty.is_ram() && level == 3 {
+            self.mm.frames.clear_xenheap_gfn(mfn, self);
         }
     }
 
@@ -499,7 +529,15 @@ impl<'a> P2mWrite<'a> {
 
     /// Perform the pending TLB flush, then the work that waited for it. Runs automatically
     /// when the guard is dropped (still under the lock).
+    #[inline]
     pub fn flush(&mut self) {
+        if self.st.need_flush || self.st.deferred.n != 0 {
+            self.flush_pending();
+        }
+    }
+
+    #[inline(never)]
+    fn flush_pending(&mut self) {
         if self.st.need_flush || self.st.deferred.n != 0 {
             self.mm.tlb.flush_guest_all(self.p2m.vttbr());
             self.st.need_flush = false;

@@ -376,8 +376,31 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
     super::guest::add_domain(d0.domain.clone(), dom0_cpus, d0.entry, d0.dtb);
 
     start_domus(&plat, k.region.base);
+    memory_summary(hv, &img);
     // CPU 0 runs dom0's vCPU 0.
     super::guest::idle()
+}
+
+/// What granite itself holds once every domain is built (`scripts/bench.sh` reads this line):
+/// its image with .bss and the boot stack, the frame table, the Rust heap's arena and the
+/// pages it took from the page allocator for itself (P2M tables, CPU stacks, unshared xenheap
+/// pages).
+fn memory_summary(hv: &Hypervisor, img: &Image) {
+    let image = img.end - img.start;
+    let frames = hv.mm.frames.len() as u64 * core::mem::size_of::<PageInfo>() as u64;
+    let (used, free) = allocator::usage();
+    let arena = (used + free) as u64;
+    let pages = hv.mm.xen_pages() * PAGE_SIZE;
+    info!(
+        "Hypervisor memory: {} KiB (image {} KiB, frame table {} KiB, Rust heap {} KiB with {} KiB in use, \
+         {} KiB of pages for P2M tables, stacks and its own use)",
+        (image + frames + arena + pages) >> 10,
+        image >> 10,
+        frames >> 10,
+        arena >> 10,
+        used >> 10,
+        pages >> 10
+    );
 }
 
 /// Every further `multiboot,kernel` module becomes a domU (domain 1, 2, ...), with the memory
