@@ -310,6 +310,19 @@ fn kick(v: &Vcpu) {
 /// A trap from the guest running on this CPU.
 pub fn handle(kind: TrapKind, f: &mut TrapFrame) {
     let (g, vi) = current();
+    // The hot path, kept small so the trap handler saves few registers: a Xen hypercall.
+    if kind == TrapKind::Sync
+        && trap::esr_ec(f.esr) == trap::ec::HVC64
+        && trap::esr_iss(f.esr) as u16 == XEN_HYPERCALL_TAG
+    {
+        return hypercall(g, vi, f);
+    }
+    other(kind, g, vi, f)
+}
+
+/// Every other trap: interrupts, PSCI, aborts, trapped instructions.
+#[inline(never)]
+fn other(kind: TrapKind, g: &'static Guest, vi: usize, f: &mut TrapFrame) {
     match kind {
         TrapKind::Sync => sync(g, vi, f),
         TrapKind::Irq => irq(g, vi),
