@@ -102,6 +102,22 @@ expect "(d0) [granite-test] SUMMARY"
 expect "Hardware Dom0 halted: halting machine"
 reject "Panic"
 
+# The other stage-2 regimes (4-level tables): 44-bit on the Cortex-A57 (its PA size), 48-bit
+# on QEMU's "max" CPU; the smoke guest passes every scenario on each.
+run ipa44 0 -M "$virt" -m 2G -append "dom0_mem=128M loglvl=info granite_ipa_bits=44 granite_ipa_bits=36" \
+    -device "guest-loader,addr=0x49000000,kernel=$smoke,bootargs=console=hvc0"
+expect "P2M: 44-bit IPA (address map up to 0x10000000000) with 44-bit PA and 8-bit VMID"
+expect "P2M: 4 levels with order-0 root, VTCR 0x80043594"
+expect "Warning: command-line option granite_ipa_bits=36 ignored: expected 40|42|44|48"
+expect "(d0) [granite-test] ALL PASSED"
+expect "Hardware Dom0 halted: halting machine"
+run ipa48 0 -M "$virt" -m 2G -cpu max -append "dom0_mem=128M loglvl=info granite_ipa_bits=48" \
+    -device "guest-loader,addr=0x49000000,kernel=$smoke,bootargs=console=hvc0"
+expect "P2M: 48-bit IPA (address map up to 0x10000000000) with 48-bit PA and 16-bit VMID"
+expect "P2M: 4 levels with order-0 root"
+expect "(d0) [granite-test] ALL PASSED"
+expect "Hardware Dom0 halted: halting machine"
+
 run no-image 4 -M "$virt" -m 2G -semihosting -append "granite_exit=semihosting" \
     -device "guest-loader,addr=0x49000000,kernel=$logs/boot.log,bootargs=x"
 expect "granite: cannot build dom0: the dom0 kernel module at 0x49000000 is not an arm64 Image: no arm64 Image magic"

@@ -93,6 +93,9 @@ pub struct BootOptions<'a> {
     pub dom0_max_vcpus: Option<u32>,
     pub gnttab_max_frames: Option<u32>,
     pub gnttab_max_maptrack_frames: Option<u32>,
+    /// `granite_ipa_bits=`: the IPA size the P2M uses (40, 42, 44 or 48), or the CPU's largest
+    /// below it; without it the smallest size of at least 40 bits that covers the address map.
+    pub ipa_bits: Option<u32>,
     /// `granite_audit=`: the audit hypercall and the hypercall fence.
     pub audit: bool,
     pub exit: ExitMethod,
@@ -121,6 +124,7 @@ impl Default for BootOptions<'_> {
             dom0_max_vcpus: None,
             gnttab_max_frames: None,
             gnttab_max_maptrack_frames: None,
+            ipa_bits: None,
             audit: false,
             exit: ExitMethod::Psci,
             selftest: None,
@@ -283,6 +287,11 @@ impl<'a> BootOptions<'a> {
                 Some(n) if n > 0 => self.gnttab_max_maptrack_frames = Some(n),
                 _ => self.invalid(tok, "expected a positive number"),
             }
+        } else if name_eq(name, "granite_ipa_bits") {
+            match parse_int(v) {
+                Some(n @ (40 | 42 | 44 | 48)) => self.ipa_bits = Some(n as u32),
+                _ => self.invalid(tok, "expected 40|42|44|48"),
+            }
         } else if name_eq(name, "granite_exit") {
             match v {
                 "psci" => self.exit = ExitMethod::Psci,
@@ -336,6 +345,19 @@ mod tests {
         assert!(o.invalid.is_empty());
         assert_eq!(o.exit, ExitMethod::Psci);
         assert!(!o.audit);
+        assert_eq!(o.ipa_bits, None);
+    }
+
+    #[test]
+    fn ipa_size_option() {
+        assert_eq!(BootOptions::parse("granite_ipa_bits=48").ipa_bits, Some(48));
+        assert_eq!(BootOptions::parse("granite-ipa-bits=0x28").ipa_bits, Some(40));
+        for bad in ["granite_ipa_bits=36", "granite_ipa_bits=52", "granite_ipa_bits=x"] {
+            let o = BootOptions::parse(bad);
+            assert_eq!(o.ipa_bits, None, "{bad}");
+            assert_eq!(o.invalid.len(), 1, "{bad}");
+            assert_eq!(o.invalid[0].option, bad);
+        }
     }
 
     #[test]

@@ -314,7 +314,7 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
     let dom0_plan = plan_dom0(&img, &dt, &plat, &opts, uart.as_ref(), &mut plan);
     give_to_heap(&mm, plan);
 
-    let stage = init_stage2(dt.highest_address());
+    let stage = init_stage2(dt.highest_address(), opts.ipa_bits);
     let hv = HYPERVISOR.call_once(|| Hypervisor::new(mm, stage, opts.hv_options()));
     info!(
         "Hypervisor ready: {} MiB in the page allocator, grant frames max {}, maptrack frames max {}, audit {}",
@@ -744,13 +744,17 @@ fn give_to_heap(mm: &Mm, plan: BootMem) {
 }
 
 /// The stage-2 regime every domain uses: IPA size from the machine's address map (`top`: one
-/// past its highest RAM or device address) within the CPU's PA size, VMID width, VTCR_EL2.
-fn init_stage2(top: u64) -> StageConfig {
+/// past its highest RAM or device address), or the `granite_ipa_bits=` cap when given, within
+/// the CPU's PA size; VMID width; VTCR_EL2.
+fn init_stage2(top: u64, cap: Option<u32>) -> StageConfig {
     let parange = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
     let pa_bits = parange_bits(parange).unwrap_or(48).min(48);
     let vmid16 = ID_AA64MMFR1_EL1.read(ID_AA64MMFR1_EL1::VMIDBits) == 0b0010;
-    let stage =
-        StageConfig::for_machine(pa_bits, top, vmid16).unwrap_or_else(|| panic!("{pa_bits}-bit P2M is not supported"));
+    let stage = match cap {
+        Some(cap) => StageConfig::new(pa_bits, cap, vmid16),
+        None => StageConfig::for_machine(pa_bits, top, vmid16),
+    }
+    .unwrap_or_else(|| panic!("{pa_bits}-bit P2M is not supported"));
     if top > 1 << stage.ipa_bits {
         log::warn!("P2M: devices up to {top:#x} lie beyond the {}-bit IPA space and cannot be mapped", stage.ipa_bits);
     }
