@@ -14,7 +14,7 @@
 # Environment (all optional):
 #   HV=path          hypervisor image for -kernel (default: Debian's Xen 4.17, fetched by
 #                    scripts/fetch-payloads.sh), e.g. HV=target/images/granite.bin
-#   HV_CMDLINE=...   its whole command line (default: the Xen one of xen-conformance.sh)
+#   HV_CMDLINE=...   its whole command line (default: the Xen one in scripts/lib/hypervisor.sh)
 #   HV_APPEND=...    appended to the command line (e.g. HV_APPEND=granite_audit=1)
 #   ITERS=n          hypercalls per vCPU (default 20000: a few tens of seconds under TCG)
 #   AUDIT_EVERY=n    audit hypercall every n hypercalls per vCPU (default 1000)
@@ -27,15 +27,8 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-if [ -z "${HV:-}" ]; then
-    bash scripts/fetch-payloads.sh xen || { echo "[fuzz] cannot fetch Xen" >&2; exit 2; }
-    HV=target/payloads/xen/boot/xen-4.17-arm64
-    hv_name=xen
-else
-    hv_name=$(basename "$HV"); hv_name=${hv_name%%.*}
-fi
-HV_CMDLINE=${HV_CMDLINE:-dom0_mem=512M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all}
-[ -n "${HV_APPEND:-}" ] && HV_CMDLINE="$HV_CMDLINE $HV_APPEND"
+. scripts/lib/hypervisor.sh
+pick_hypervisor fuzz
 ITERS=${ITERS:-20000}
 AUDIT_EVERY=${AUDIT_EVERY:-1000}
 SMP=${SMP:-4}

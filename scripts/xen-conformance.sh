@@ -9,7 +9,7 @@
 #
 # Environment (all optional):
 #   HV=path          hypervisor image to boot with -kernel (e.g. target/images/granite.bin)
-#   HV_CMDLINE=...   its whole command line (default: the Xen one below)
+#   HV_CMDLINE=...   its whole command line (default: the Xen one in scripts/lib/hypervisor.sh)
 #   HV_APPEND=...    options appended to the command line
 #   GUEST=name       guest image target/images/<name>.img (default: smoke)
 #   GUEST_ARGS=...   the guest's boot arguments (default: "console=hvc0"; add "verbose"
@@ -22,17 +22,10 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-if [ -z "${HV:-}" ]; then
-    bash scripts/fetch-payloads.sh xen || { echo "[conformance] cannot fetch Xen" >&2; exit 2; }
-    HV=target/payloads/xen/boot/xen-4.17-arm64
-    hv_name=xen
-else
-    hv_name=$(basename "$HV"); hv_name=${hv_name%%.*}
-fi
+. scripts/lib/hypervisor.sh
+pick_hypervisor conformance
 GUEST=${GUEST:-smoke}
 GUEST_ARGS=${GUEST_ARGS:-console=hvc0}
-HV_CMDLINE=${HV_CMDLINE:-dom0_mem=512M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all}
-[ -n "${HV_APPEND:-}" ] && HV_CMDLINE="$HV_CMDLINE $HV_APPEND"
 TIMEOUT=${TIMEOUT:-120}
 LOG=${LOG:-target/logs/$hv_name-$GUEST.log}
 
