@@ -15,6 +15,11 @@ mod imp {
     pub fn rwlock_is_write_locked<T>(lock: &RwLock<T>) -> bool {
         lock.writer_count() != 0
     }
+
+    /// True if someone holds `lock` for reading (a diagnostic, racy by nature).
+    pub fn rwlock_is_read_locked<T>(lock: &RwLock<T>) -> bool {
+        lock.reader_count() != 0
+    }
 }
 
 #[cfg(loom)]
@@ -54,6 +59,10 @@ mod imp {
 
     pub fn rwlock_is_write_locked<T>(lock: &RwLock<T>) -> bool {
         lock.try_read().is_none()
+    }
+
+    pub fn rwlock_is_read_locked<T>(lock: &RwLock<T>) -> bool {
+        lock.0.try_write().is_err() && lock.try_read().is_some()
     }
 }
 

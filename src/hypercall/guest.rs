@@ -17,7 +17,8 @@ use core::mem::size_of;
 /// Translation of guest virtual addresses by the guest's stage 1.
 pub trait GuestVa {
     /// The IPA of `va` (page aligned in, page aligned out), or `None` if the guest's stage 1
-    /// does not map it (for writing, if `write`).
+    /// does not map it (for writing, if `write`). Called with the guest's P2M read lock held,
+    /// so stage 2 is not in the middle of an update.
     fn to_ipa(&self, va: u64, write: bool) -> Option<u64>;
 }
 
@@ -84,10 +85,16 @@ impl<'a> GuestMem<'a> {
     /// Translate `va` and call `f` with its machine address, under the P2M read lock. Pages
     /// leave a P2M (and are freed) only under its write lock, so the page stays the domain's
     /// RAM while `f` copies, without taking a page reference.
+    ///
+    /// The stage-1 translation runs under the read lock too: the hardware's stage-1 walk reads
+    /// the guest's page tables through stage 2, and a writer in the middle of break-before-make
+    /// on the block holding them (another vCPU mapping a page into the same 2 MiB of dom0's
+    /// RAM) would make it fail, turning a good pointer into -EFAULT (found by the fuzz guest,
+    /// seed 0xdead). Xen takes its P2M read lock before the translation for the same reason.
     #[inline(always)]
     fn with_page<R>(&self, va: u64, write: bool, f: impl FnOnce(u64) -> R) -> Result<R> {
-        let ipa = self.va.to_ipa(va & !PAGE_MASK, write).ok_or(Errno::EFAULT)?;
         let r = self.d.p2m.read(&self.hv.mm);
+        let ipa = self.va.to_ipa(va & !PAGE_MASK, write).ok_or(Errno::EFAULT)?;
         let m = r.lookup(Gfn::from_addr(ipa)).ok_or(Errno::EFAULT)?;
         let ok = if write { m.ty == P2mType::RamRw } else { m.ty.is_ram() };
         if !ok {

@@ -117,6 +117,11 @@ impl P2m {
         crate::sync::rwlock_is_write_locked(&self.state)
     }
 
+    /// Is the read lock held by someone (diagnostics and tests)?
+    pub fn is_read_locked(&self) -> bool {
+        crate::sync::rwlock_is_read_locked(&self.state)
+    }
+
     /// Free the root tables. The P2M must have been relinquished; a second call does nothing.
     pub fn destroy(&self, mm: &Mm) {
         {
