@@ -41,11 +41,28 @@ fn time(rounds: usize, iters: u64, mut f: impl FnMut(u64)) -> f64 {
 }
 
 fn main() {
-    // --bench is passed by cargo; ignore arguments.
-    println!("| measurement | value |");
-    println!("|---|---|");
-    println!("| frame table bytes per 4 KiB frame | {} (Xen arm64: 56) |", std::mem::size_of::<PageInfo>());
+    // --bench is passed by cargo; ignore arguments. BENCH_PART=single prints every row but the
+    // contended one (scripts/bench.sh runs it pinned to one CPU with taskset, which steadies
+    // the single-thread figures), BENCH_PART=contention only that row.
+    let part = std::env::var("BENCH_PART").unwrap_or_default();
+    let (single, contention) = (part != "contention", part != "single");
+    if single {
+        println!("| measurement | value |");
+        println!("|---|---|");
+        println!("| frame table bytes per 4 KiB frame | {} (Xen arm64: 56) |", std::mem::size_of::<PageInfo>());
+        p2m_scaling();
+    }
+    let (m, g, core_rt) = round_trip(single);
+    if contention {
+        contended(&m, &g, core_rt);
+    }
+    if single {
+        growth(&m);
+    }
+}
 
+/// ns per 4 KiB map and unmap with 1, 1 000 and 1 000 000 pages already mapped.
+fn p2m_scaling() {
     // P2M map/unmap scaling. 40 000 frames of arena is plenty for the tables of 1M mappings
     // (≈ 2 000 level-3 tables).
     let m = HostMachine::new(40_000, 44, Arc::new(NoTlb), Options::default());
@@ -98,8 +115,11 @@ fn main() {
         );
     }
     drop(d);
+}
 
-    // Grant-frame add + remove round trip.
+/// The grant-frame add + remove round trip, by the core functions (returned) and through the
+/// hypercall path; printed if `print`.
+fn round_trip(print: bool) -> (HostMachine, Guest, f64) {
     let m = HostMachine::new(8192, 44, Arc::new(NoTlb), Options::default());
     let hv = &m.hv;
     let g = Guest::new(hv, 1, 4);
@@ -108,15 +128,21 @@ fn main() {
         add_to_physmap_one(hv, &g.d, &g.d, XENMAPSPACE_GRANT_TABLE, DOMID_XEN, 0, gfn).unwrap();
         remove_from_physmap_one(hv, &g.d, gfn).unwrap();
     });
-    println!("| grant-frame add_to_physmap + remove_from_physmap (core) | {core_rt:.0} ns |");
-    let hc_rt = time(7, 20_000, |_| {
-        assert_eq!(g.map_grant_frame(hv, 0, gfn.0), 0);
-        assert_eq!(g.remove(hv, DOMID_SELF, gfn.0), 0);
-    });
-    println!("| grant-frame add_to_physmap + remove_from_physmap (hypercall path) | {hc_rt:.0} ns |");
+    if print {
+        println!("| grant-frame add_to_physmap + remove_from_physmap (core) | {core_rt:.0} ns |");
+        let hc_rt = time(7, 20_000, |_| {
+            assert_eq!(g.map_grant_frame(hv, 0, gfn.0), 0);
+            assert_eq!(g.remove(hv, DOMID_SELF, gfn.0), 0);
+        });
+        println!("| grant-frame add_to_physmap + remove_from_physmap (hypercall path) | {hc_rt:.0} ns |");
+    }
+    (m, g, core_rt)
+}
 
-    // Contention on the domain's one P2M lock: T threads at once (the host's CPUs), each
-    // doing the round trip on its own grant frame and GFN of the same domain.
+/// Contention on the domain's one P2M lock: T threads at once (the host's CPUs), each doing
+/// the round trip on its own grant frame and GFN of the same domain.
+fn contended(m: &HostMachine, g: &Guest, core_rt: f64) {
+    let hv = &m.hv;
     {
         let mut st = g.d.grant.write();
         g.d.grant.grow(&hv.mm, &mut st, 8).unwrap();
@@ -151,8 +177,11 @@ fn main() {
         "| grant-frame add + remove (core), {threads} threads at once on one domain, slowest thread | {contended:.0} ns ({:.2}x one thread alone) |",
         contended / core_rt
     );
+}
 
-    // Growth to the maximum (64 frames), per frame.
+/// Grant-table growth to the maximum (64 frames), per frame.
+fn growth(m: &HostMachine) {
+    let hv = &m.hv;
     let mut per = Vec::new();
     for id in 10..17 {
         let d = hv.create_domain(hv.domain_config(id)).unwrap();

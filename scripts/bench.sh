@@ -45,7 +45,14 @@ for f in "$granite" "$xen" target/images/bench.img; do
 done
 
 echo "[bench] host: cargo bench --bench core"
-cargo bench --bench core 2>/dev/null | grep '^|' >"$out/host.md"
+# Single-thread rows pinned to one CPU (steadier), then the contended row on every CPU.
+pin=()
+if command -v taskset >/dev/null; then pin=(taskset -c 0); fi
+cargo bench --bench core --no-run 2>/dev/null || fail "cannot build the host benchmark"
+{
+    BENCH_PART=single "${pin[@]}" cargo bench --bench core 2>/dev/null | grep '^|'
+    BENCH_PART=contention cargo bench --bench core 2>/dev/null | grep '^|'
+} >"$out/host.md"
 [ -s "$out/host.md" ] || fail "the host benchmark printed nothing"
 
 # The same command line for both (granite warns about the Xen-only option and ignores it).
