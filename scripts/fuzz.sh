@@ -23,6 +23,13 @@
 #   TIMEOUT=secs     wall-clock limit per run (default 300)
 #   QEMU_EXTRA=...   extra QEMU arguments
 #   NO_BUILD=1       use target/images/fuzz.img as it is
+#   GRANTER=1        also boot the same image as domain 1 with role=granter (granite only: Xen
+#                    4.17 starts no domU from a boot module): one vCPU that rewrites and
+#                    revokes the grants dom0 maps and copies, swaps granted pages for grant
+#                    frames and holes, and crashes after GRANTER_CRASH_MS ms of guest time
+#                    (default 4000, 0 = never) while dom0 still maps its pages. Dom0 gets one
+#                    vCPU fewer than SMP (give HV_APPEND dom0_max_vcpus=SMP-1), and its SUMMARY
+#                    must show xmaps > 0 (it mapped the granter's grants)
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -58,6 +65,12 @@ summaries=()
 for seed in "${seeds[@]}"; do
     log=target/logs/fuzz-$hv_name-$seed.log
     args="console=hvc0 seed=$seed iters=$ITERS audit_every=$AUDIT_EVERY ${GUEST_ARGS:-}"
+    # QEMU puts each guest-loader node before the previous ones: dom0's module comes last.
+    granter=()
+    if [ -n "${GRANTER:-}" ]; then
+        args="$args granter=1"
+        granter=(-device "guest-loader,addr=0x4c000000,kernel=$img,bootargs=console=hvc0 role=granter seed=$seed crash_ms=${GRANTER_CRASH_MS:-4000} granite.vcpus=1 granite.mem=32M")
+    fi
     echo "[fuzz] seed $seed: $HV ($HV_CMDLINE), -smp $SMP, dom0 $img ($args), log $log"
     t0=$SECONDS
     # shellcheck disable=SC2086 # QEMU_EXTRA is a list of arguments
@@ -65,6 +78,7 @@ for seed in "${seeds[@]}"; do
         -machine virt,virtualization=on,gic-version=3 -cpu cortex-a57 -smp "$SMP" -m 2G \
         -nographic -no-reboot \
         -kernel "$HV" -append "$HV_CMDLINE" \
+        "${granter[@]}" \
         -device guest-loader,addr=0x49000000,kernel="$img",bootargs="$args" \
         ${QEMU_EXTRA:-} </dev/null >"$log" 2>&1
     qemu_rc=$?
@@ -83,6 +97,10 @@ for seed in "${seeds[@]}"; do
     fi
     if grep -aEq "$line FAIL" "$log"; then ok=0; reason="${reason:+$reason; }FAIL line"; fi
     if ! grep -aEq "$line PASS" "$log"; then ok=0; reason="${reason:+$reason; }no PASS line"; fi
+    if [ -n "${GRANTER:-}" ] && ! grep -Eq ' xmaps=[1-9]' <<<"$summary"; then
+        ok=0
+        reason="${reason:+$reason; }dom0 never mapped a grant of the granter (xmaps)"
+    fi
     echo "${summary:-[fuzz] seed $seed: no SUMMARY line}"
     summaries+=("${summary:-seed=$seed: no SUMMARY}")
     if [ "$ok" = 1 ]; then

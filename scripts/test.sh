@@ -9,7 +9,8 @@
 #   5. cross-domain grants end to end (a 2-vCPU domU granting to dom0, revocation, a crash
 #      while dom0 maps its pages)
 #   6. the SMP fuzz guest on granite (4 vCPUs racing, the audit hypercall on; 3 fixed seeds and
-#      a fresh one) and one seed on Xen 4.17 as the reference
+#      a fresh one), once more against a granter domU that rewrites and revokes its grants and
+#      crashes while dom0 maps them, and one seed on Xen 4.17 as the reference
 #   7. the Raspberry Pi 4 in emulation (QEMU raspi4b): the smoke guest as identity-mapped dom0
 #      from kernel8.img and from the SD card image, and on Xen 4.17 on the same board
 set -euo pipefail
@@ -48,6 +49,10 @@ NO_BUILD=1 bash scripts/xdom-test.sh
 step "fuzz guests on granite: -smp 4, granite_audit=1"
 HV=target/images/granite.bin HV_APPEND="granite_audit=1 dom0_max_vcpus=4" NO_BUILD=1 ITERS=5000 TIMEOUT=300 \
     bash scripts/fuzz.sh
+
+step "fuzz guest on granite against a granter domU that rewrites, revokes and crashes"
+HV=target/images/granite.bin HV_APPEND="granite_audit=1 dom0_max_vcpus=3" GRANTER=1 GRANTER_CRASH_MS=3000 \
+    NO_BUILD=1 ITERS=5000 TIMEOUT=300 bash scripts/fuzz.sh 0x5eed
 
 step "fuzz guest on Xen 4.17 (reference, one seed)"
 NO_BUILD=1 ITERS=2000 TIMEOUT=300 bash scripts/fuzz.sh 0x2a

@@ -7,7 +7,11 @@
 //! Boot arguments: `seed=<u64>` (decimal or 0x-hex; default: from the counter, printed),
 //! `iters=<n>` hypercalls per vCPU (default 20000), `audit_every=<n>` (per vCPU, default
 //! 1000, 0 = only at the start and the end), `vcpus=<n>` (default: every CPU in the DT),
-//! `quirks=xen|none` (default: `xen` when the audit hypercall is unavailable, i.e. on Xen).
+//! `quirks=xen|none` (default: `xen` when the audit hypercall is unavailable, i.e. on Xen),
+//! `granter=<domid>`: that domain runs this image with `role=granter` (see the end of this
+//! file): map_grant_ref and copy then also aim at its grants, which it rewrites, revokes and
+//! points at pages it swaps for grant frames and holes, before crashing (`crash_ms=`) while
+//! dom0 still maps its pages; the SUMMARY line then counts the mappings dom0 got (`xmaps=`).
 //! A seed fixes each vCPU's stream of random choices; the interleaving of the vCPUs (and
 //! thus some results, and choices that depend on them) is not reproducible; with `vcpus=1`
 //! a run is. Debugging aids: `trace` prints every hypercall (arguments and the first 32
@@ -219,6 +223,8 @@ struct Cfg {
     trace: bool,
     /// `watch=<gfn>`: report every change of what the GFN reads and of the frames listed at it.
     watch: u64,
+    /// `granter=<domid>`: a domain running this image with `role=granter` (0: none).
+    granter: DomId,
 }
 
 static CFG: Global<Cfg> = Global::new(Cfg {
@@ -239,6 +245,7 @@ static CFG: Global<Cfg> = Global::new(Cfg {
     cntfrq: 1,
     trace: false,
     watch: 0,
+    granter: 0,
 });
 
 fn cfg() -> &'static Cfg {
@@ -1452,6 +1459,11 @@ impl Fuzz<'_> {
             op.flags = self.map_flags();
             op.ref_ = self.gref();
             op.dom = if self.chance(75) { 0 } else { self.domid() };
+            if self.cfg.granter != 0 && self.chance(40) {
+                // The granter's grants, which it rewrites and revokes all the time.
+                op.dom = self.cfg.granter;
+                op.ref_ = REF_SHARED + self.below(NREF_SHARED as u64) as u32;
+            }
             // Xen 4.17: a grant mapping over a grant frame of that same frame's MFN keeps
             // the frame's recorded GFN through the unmap (see the module docs). Such grants
             // only go to GFNs where no frame is ever mapped.
@@ -1468,6 +1480,9 @@ impl Fuzz<'_> {
                 if op.status == GNTST_OKAY {
                     let start = self.below(HANDLES.len() as u64) as usize;
                     handle_push(op.host_addr, op.handle, start);
+                    if op.dom == self.cfg.granter && op.dom != 0 {
+                        XMAPS.fetch_add(1, Relaxed);
+                    }
                 }
             }
         }
@@ -1554,7 +1569,12 @@ impl Fuzz<'_> {
             } else {
                 self.gref()
             };
-            let domid = if self.chance(85) { 0 } else { self.domid() };
+            let mut domid = if self.chance(85) { 0 } else { self.domid() };
+            let mut r = r;
+            if cfg.granter != 0 && self.chance(30) {
+                domid = cfg.granter;
+                r = REF_SHARED + self.below(NREF_SHARED as u64) as u32;
+            }
             let flag = if dest { GNTCOPY_DEST_GREF } else { GNTCOPY_SOURCE_GREF };
             (GnttabCopyPtr { u: r as u64, domid, offset: 0, _pad: 0 }, flag)
         } else {
@@ -2440,6 +2460,9 @@ fn parse_u64(s: &str) -> Option<u64> {
 
 fn main(p: &Platform) {
     granite_guests::report::set_fatal_hook(fatal_hook);
+    if p.bootarg("role") == Some("granter") {
+        granter(p)
+    }
     let fail = |msg: fmt::Arguments| -> ! {
         granite_guests::println!("[granite-fuzz] FAIL setup: {}", msg);
         granite_guests::hypercall::power_off()
@@ -2498,6 +2521,7 @@ fn main(p: &Platform) {
             cntfrq: counter_freq().max(1),
             trace: p.has_bootarg("trace"),
             watch: arg("watch").unwrap_or(0),
+            granter: arg("granter").unwrap_or(0) as DomId,
         };
     }
     let cfg = cfg();
@@ -2732,6 +2756,9 @@ fn finish(cfg: &Cfg, n: usize, psci: (u64, u64), t0: u64, t1: u64, conduit: gran
         secs_x10 % 10,
         rate
     );
+    if cfg.granter != 0 {
+        let _ = write!(line, " granter=d{} xmaps={}", cfg.granter, XMAPS.load(Relaxed));
+    }
     // One console write for the whole line: a hypervisor may treat each write as a line.
     let _ = writeln!(line);
     console::write_bytes(line.as_bytes());
@@ -2916,4 +2943,103 @@ fn final_check(cfg: &Cfg) -> (u64, u64) {
         failed
     );
     (checks, failed)
+}
+
+// ---------------------------------------------------------------------------------------
+// The granter: this image as a domU (`role=granter`), racing dom0's fuzzer from the other
+// side of its grants (dom0 runs with `granter=<its domid>`). On one vCPU it rewrites and
+// revokes the grants dom0 maps and copies (references REF_SHARED.., granted to dom0), swaps
+// some granted pages for grant frames and holes, uses its own grant table, and with
+// `crash_ms=N` crashes after N ms of guest time, while dom0 still maps its pages. It checks
+// nothing itself: dom0's audit hypercall does, and dom0 counts the mappings it got (`xmaps=`
+// in its SUMMARY line).
+
+/// Pages granted to dom0; the last GRANTER_VICTIMS also become grant frames and holes.
+const GRANTER_PAGES: usize = 16;
+const GRANTER_VICTIMS: usize = 4;
+static GRANTED: Pages<GRANTER_PAGES> = Pages::new();
+/// dom0's successful map_grant_ref of the granter's grants.
+static XMAPS: AtomicU64 = AtomicU64::new(0);
+
+fn granter(p: &Platform) -> ! {
+    let arg = |k: &str| p.bootarg(k).and_then(parse_u64);
+    let seed = arg("seed").unwrap_or(1);
+    let crash_ms = arg("crash_ms").unwrap_or(0);
+    let Some(grant) = p.grant_region.filter(|g| g.pages() >= 4) else {
+        granite_guests::report::fatal(format_args!("granter: no grant region of 4 pages"))
+    };
+    let g0 = grant.gfn();
+    let rc = granite_guests::hypercall::add_to_physmap(DOMID_SELF, XENMAPSPACE_GRANT_TABLE, 0, g0);
+    if rc != 0 {
+        granite_guests::report::fatal(format_args!("granter: add_to_physmap(frame 0, {g0:#x}): {rc}"));
+    }
+    // SAFETY: frame 0 stays mapped at g0 (never removed below), outside every Rust object.
+    let f0 = unsafe { granite_guests::GrantFrameV1::at(g0 * PAGE) };
+    for i in 0..GRANTER_PAGES {
+        GRANTED.fill(i, 0x6772_616e_7465_0000 | i as u64);
+    }
+    let freq = counter_freq().max(1);
+    let t0 = counter();
+    let deadline = (crash_ms != 0).then(|| t0 + crash_ms * freq / 1000);
+    granite_guests::println!(
+        "[granite-fuzz] granter: seed={seed:#x} refs {}..{} to dom0, pages {:#x}+{GRANTER_PAGES}, crash_ms={crash_ms}",
+        REF_SHARED,
+        REF_SHARED + NREF_SHARED,
+        GRANTED.gfn(0)
+    );
+    let mut x = seed | 1;
+    let mut next = move || {
+        // xorshift64*
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let (mut changes, mut calls) = (0u64, 0u64);
+    loop {
+        if deadline.is_some_and(|d| counter() >= d) {
+            granite_guests::println!(
+                "[granite-fuzz] granter: crashing on purpose after {changes} grant changes and {calls} hypercalls"
+            );
+            granite_guests::hypercall::shutdown(xen_abi::sched::SHUTDOWN_CRASH);
+            granite_guests::report::fatal(format_args!("granter: still running after SCHEDOP_shutdown(crash)"));
+        }
+        let r = REF_SHARED + (next() % NREF_SHARED as u64) as u32;
+        let k = (next() % GRANTER_PAGES as u64) as usize;
+        let v = GRANTER_PAGES - GRANTER_VICTIMS + (next() % GRANTER_VICTIMS as u64) as usize;
+        match next() % 100 {
+            0..=49 => {
+                let ro = if next() % 10 < 3 { GTF_READONLY } else { 0 };
+                f0.grant(r, GTF_PERMIT_ACCESS | ro, 0, GRANTED.gfn(k) as u32);
+                changes += 1;
+            }
+            50..=74 => {
+                // Revoked, mapped or not (dom0's mappings stay until it unmaps them).
+                f0.clear(r);
+                changes += 1;
+            }
+            75..=79 => {
+                // Garbage flags and domids, frames out of range.
+                f0.set_raw(r, next());
+                changes += 1;
+            }
+            80..=89 => {
+                calls += 1;
+                let _ = if next() % 2 == 0 {
+                    let idx = 1 + next() % 3;
+                    granite_guests::hypercall::add_to_physmap(DOMID_SELF, XENMAPSPACE_GRANT_TABLE, idx, GRANTED.gfn(v))
+                } else {
+                    granite_guests::hypercall::remove_from_physmap(DOMID_SELF, GRANTED.gfn(v))
+                };
+            }
+            90..=94 => {
+                calls += 1;
+                let _ = granite_guests::hypercall::query_size(DOMID_SELF);
+            }
+            _ => {
+                calls += 1;
+                granite_guests::hypercall::sched_yield();
+            }
+        }
+    }
 }
