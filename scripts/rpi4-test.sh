@@ -117,6 +117,31 @@ cp "$out/kernel8.img" "$out/kernel8-raw.img"
 printf 'RAW!' | dd of="$out/kernel8-raw.img" bs=1 seek=56 conv=notrunc status=none
 granite raw "$out/kernel8-raw.img" 0x80000
 
+# The SMP fuzz guest as identity-mapped dom0 on all four CPUs (GICv2, spin-table start), the
+# audit on: no check failure, no audit violation, every vCPU finished.
+pifuzz() {
+    current=fuzz current_log=$out/fuzz.log
+    local t0=$SECONDS
+    timeout 120 "$qemu" -M raspi4b -dtb "$pi_dtb" -nographic -no-reboot -semihosting \
+        -kernel "$out/kernel8.img" -initrd target/images/fuzz.img \
+        -append "loglvl=info granite_exit=semihosting granite_audit=1 dom0_max_vcpus=4 -- console=hvc0 seed=0x314 iters=3000" \
+        </dev/null >"$current_log" 2>&1
+    local st=$?
+    if [ "$st" != 0 ]; then
+        fail "QEMU exit status $st, expected 0 (124: timed out after 120 s)"
+    else
+        echo "[$current] exit status 0 as expected ($((SECONDS - t0)) s)"
+    fi
+    expect "d0v3 pinned to CPU3"
+    expect "(d0) [granite-fuzz] SUMMARY seed=0x314 vcpus=4 "
+    expect "(d0) [granite-fuzz] PASS"
+    expect " violations=0 "
+    reject "CHECK FAILED"
+    reject "Panic"
+    grep -aE "\[granite-fuzz\] SUMMARY" "$current_log" | tr -d '\r' | sed 's/ results=.* audits=/ ... audits=/' | sed "s/^/[$current]   /"
+}
+pifuzz
+
 # The SD card, started the way the firmware starts it.
 sdcard() {
     current=sdcard current_log=$out/sd-image.log
