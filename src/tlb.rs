@@ -1,4 +1,5 @@
-//! TLB maintenance for stage-2 changes, behind a small interface.
+//! TLB maintenance for stage-2 changes (and data-cache maintenance for
+//! `GNTTABOP_cache_flush`), behind a small interface.
 //!
 //! On aarch64 ([`crate::arch`]) the operations load the target guest's VTTBR, issue
 //! `tlbi ipas2e1is` per page (or `tlbi vmalls12e1is` for large ranges), then `tlbi vmalle1is`
@@ -17,6 +18,20 @@ pub trait TlbOps: Send + Sync {
     fn flush_guest_range(&self, vttbr: u64, ipa: u64, len: u64);
     /// Invalidate every TLB entry of that guest. Complete when it returns.
     fn flush_guest_all(&self, vttbr: u64);
+    /// Data-cache maintenance to the point of coherency on machine addresses
+    /// `[pa, pa + len)`, complete when it returns.
+    fn dcache(&self, op: CacheOp, pa: u64, len: u64);
+}
+
+/// What [`TlbOps::dcache`] does to each line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheOp {
+    /// Write dirty lines back (`dc cvac`).
+    Clean,
+    /// Write dirty lines back and drop them from the cache (`dc civac`). Also what a guest's
+    /// "invalidate" gets: a plain invalidation (`dc ivac`) could discard data another domain
+    /// wrote, through a page it granted read-only.
+    CleanInvalidate,
 }
 
 /// One recorded TLB operation.
@@ -25,6 +40,7 @@ pub enum TlbEvent {
     Sync,
     Range { vmid: u16, ipa: u64, len: u64, locked: Option<bool> },
     All { vmid: u16, locked: Option<bool> },
+    Dcache { op: CacheOp, pa: u64, len: u64 },
 }
 
 /// Host-side recorder. `probe` (if set) is asked at every flush whether the P2M lock it
@@ -63,6 +79,9 @@ impl TlbOps for Recorder {
         let locked = self.locked();
         self.events.lock().push(TlbEvent::All { vmid: (vttbr >> 48) as u16, locked });
     }
+    fn dcache(&self, op: CacheOp, pa: u64, len: u64) {
+        self.events.lock().push(TlbEvent::Dcache { op, pa, len });
+    }
 }
 
 /// A TLB interface that does nothing: for host benchmarks and model checking, where no
@@ -72,4 +91,5 @@ impl TlbOps for NoTlb {
     fn sync_pte_writes(&self) {}
     fn flush_guest_range(&self, _: u64, _: u64, _: u64) {}
     fn flush_guest_all(&self, _: u64) {}
+    fn dcache(&self, _: CacheOp, _: u64, _: u64) {}
 }

@@ -377,3 +377,94 @@ fn a_grant_mapping_over_its_own_grant_frame_clears_the_stored_gfn() {
     assert_eq!(dom0.map_grant_frame(hv, 1, v + 1), 0, "the frame maps again, no stale -EBUSY");
     clean(&m);
 }
+
+/// GNTTABOP_cache_flush: the caller's own pages and pages it maps through a grant, Xen 4.17's
+/// errnos for everything else, and the scan of the granter's table resumed across
+/// continuations (its position in the command's upper bits).
+#[test]
+fn cache_flush_own_pages_and_mapped_grants() {
+    use granite::hypercall::{self, Call, IdentityVa, Outcome};
+    use granite::tlb::{CacheOp, Recorder, TlbEvent};
+    use xen_abi::errno::*;
+    let rec = Recorder::new();
+    let m = HostMachine::new(8192, 40, rec.clone(), Options::default());
+    let hv = &m.hv;
+    let dom0 = Guest::new(hv, 0, 3);
+    let domu = Guest::new(hv, 7, 3);
+    let op = |a: u64, offset: u16, length: u16, op: u32| GnttabCacheFlush { a, offset, length, op };
+    let flush = |ops: &[GnttabCacheFlush], cur_ref: u64| -> i64 {
+        for (i, o) in ops.iter().enumerate() {
+            dom0.put(hv, ARRAY + 16 * i as u64, o);
+        }
+        let cmd = GNTTABOP_CACHE_FLUSH | cur_ref << GNTTABOP_CONTINUATION_ARG_SHIFT;
+        dom0.ret(hv, xen_abi::hypercall::GRANT_TABLE_OP, [cmd, ARRAY, ops.len() as u64, 0, 0])
+    };
+    let dcache =
+        || -> Vec<TlbEvent> { rec.take().into_iter().filter(|e| matches!(e, TlbEvent::Dcache { .. })).collect() };
+    let own = dom0.ram.add(1).addr();
+    let theirs = domu.ram.add(4).addr();
+
+    // Its own page: the low 12 bits of the address are ignored; "invalidate" also cleans.
+    assert_eq!(flush(&[op(own + 0x123, 64, 128, GNTTAB_CACHE_CLEAN)], 0), 0);
+    assert_eq!(dcache(), [TlbEvent::Dcache { op: CacheOp::Clean, pa: own + 64, len: 128 }]);
+    let both = GNTTAB_CACHE_CLEAN | GNTTAB_CACHE_INVAL;
+    assert_eq!(flush(&[op(own, 0, 4096, GNTTAB_CACHE_INVAL), op(own, 4095, 1, both)], 0), 0);
+    assert_eq!(
+        dcache(),
+        [
+            TlbEvent::Dcache { op: CacheOp::CleanInvalidate, pa: own, len: 4096 },
+            TlbEvent::Dcache { op: CacheOp::CleanInvalidate, pa: own + 4095, len: 1 },
+        ]
+    );
+
+    // Everything else, one class at a time: Xen's answer, and no maintenance.
+    let xen_page = hv.mm.alloc_xenheap().unwrap().addr();
+    let cases: [(GnttabCacheFlush, i64); 11] = [
+        (op(own, 4096, 0, GNTTAB_CACHE_CLEAN), -EINVAL),
+        (op(own, 0, 4097, GNTTAB_CACHE_CLEAN), -EINVAL),
+        (op(own, 4000, 97, GNTTAB_CACHE_CLEAN), -EINVAL),
+        (op(own, 0, 64, 1 << 2), -EINVAL),
+        (op(own, 0, 64, GNTTAB_CACHE_SOURCE_GREF | GNTTAB_CACHE_CLEAN), -EINVAL),
+        (op(own, 0, 0, GNTTAB_CACHE_CLEAN), 0),
+        (op(own, 0, 64, 0), 0),
+        (op(0x7f_0000_0000, 0, 64, GNTTAB_CACHE_CLEAN), -EINVAL),
+        (op(xen_page, 0, 64, GNTTAB_CACHE_CLEAN), -EPERM),
+        (op(theirs, 0, 64, GNTTAB_CACHE_CLEAN), -EINVAL),
+        // A no-op that is not the operation a continuation was scanning for.
+        (op(own, 0, 0, GNTTAB_CACHE_CLEAN), -EILSEQ),
+    ];
+    for (i, (o, want)) in cases.iter().enumerate() {
+        let cur_ref = if i == cases.len() - 1 { 5 } else { 0 };
+        assert_eq!(flush(&[*o], cur_ref), *want, "case {i}: {o:?}");
+        assert_eq!(dcache(), [], "case {i}: no maintenance");
+    }
+    hv.mm.free_xenheap(granite::types::Mfn(xen_page >> 12));
+
+    // The domU grants the page at a reference far into a full table, dom0 maps it: the scan
+    // for dom0's mapping takes several steps, the first call ends in a continuation.
+    {
+        let mut st = domu.d.grant.write();
+        domu.d.grant.grow(&hv.mm, &mut st, 64).unwrap();
+    }
+    let gref = 40 * 512 + 7;
+    domu.write_grant(hv, gref, GTF_PERMIT_ACCESS, 0, (GUEST_RAM_GFN + 4) as u32);
+    assert_eq!(flush(&[op(theirs, 0, 64, GNTTAB_CACHE_CLEAN)], 0), -EINVAL, "granted, not mapped");
+    let map = dom0.map_grant(hv, 7, gref, GNTMAP_HOST_MAP, HOST);
+    assert_eq!(map.status, GNTST_OKAY);
+    dom0.put(hv, ARRAY, &op(theirs, 8, 32, GNTTAB_CACHE_CLEAN));
+    let console = |_: &[u8]| {};
+    let call = Call { hv, d: &dom0.d, va: &IdentityVa, console: &console };
+    let mut args = [GNTTABOP_CACHE_FLUSH, ARRAY, 1, 0, 0];
+    assert!(matches!(hypercall::hypercall(&call, xen_abi::hypercall::GRANT_TABLE_OP, &mut args), Outcome::Continue));
+    let resumed_at = args[0] >> GNTTABOP_CONTINUATION_ARG_SHIFT;
+    assert!(resumed_at > 0 && resumed_at <= gref as u64, "scan position {resumed_at} carried in the command");
+    assert_eq!((args[0] & GNTTABOP_CMD_MASK, args[1], args[2]), (GNTTABOP_CACHE_FLUSH, ARRAY, 1));
+    assert_eq!(dcache(), [], "nothing done before the mapping is found");
+    assert_eq!(dom0.ret(hv, xen_abi::hypercall::GRANT_TABLE_OP, args), 0);
+    assert_eq!(dcache(), [TlbEvent::Dcache { op: CacheOp::Clean, pa: theirs + 8, len: 32 }]);
+    // The domU may flush its own page; after the unmap dom0 may not.
+    assert_eq!(dom0.unmap_grant(hv, map.handle, HOST), GNTST_OKAY);
+    assert_eq!(flush(&[op(theirs, 0, 64, GNTTAB_CACHE_CLEAN)], 0), -EINVAL, "unmapped");
+    assert_eq!(dcache(), []);
+    clean(&m);
+}

@@ -10,6 +10,7 @@ use crate::grant::{
 };
 use crate::hv::{DomRef, Hypervisor};
 use crate::p2m::P2mType;
+use crate::tlb::CacheOp;
 use crate::types::{DomId, Errno, Gfn, Mfn, PAGE_SIZE};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -62,6 +63,7 @@ pub fn grant_table_op(c: &Call, args: &mut [u64; 5]) -> Outcome {
             op.status = swap_grant_ref(c.hv, c.d, op.ref_a, op.ref_b);
             c.mem().write(va, &op)
         }),
+        GNTTABOP_CACHE_FLUSH => cache_flush_ops(c, args),
         // Grant transfer is a PV-only feature.
         GNTTABOP_TRANSFER => Outcome::err(Errno::EOPNOTSUPP),
         _ => Outcome::err(Errno::ENOSYS),
@@ -94,6 +96,119 @@ fn each(c: &Call, args: &mut [u64; 5], size: usize, f: impl Fn(&Call, u64) -> cr
         return Outcome::Continue;
     }
     Outcome::Return(0)
+}
+
+// ---- cache_flush ----------------------------------------------------------------------------
+
+/// Grant references a cache flush scans for the caller's mapping per step (Xen's
+/// `1 << GNTTABOP_CONTINUATION_ARG_SHIFT`), and steps per trap before a continuation.
+const FLUSH_SCAN_REFS: u32 = 1 << GNTTABOP_CONTINUATION_ARG_SHIFT;
+const FLUSH_SCAN_STEPS: u32 = 4;
+
+/// `GNTTABOP_cache_flush`: data-cache maintenance on part of a page the caller owns, or that
+/// another domain granted it and it has mapped. The scan position through the granter's
+/// table (`cur_ref`) travels in the command's upper bits across continuations, as on Xen.
+fn cache_flush_ops(c: &Call, args: &mut [u64; 5]) -> Outcome {
+    let (uop, count) = (args[1], args[2] as u32);
+    let mut cur_ref = (args[0] >> GNTTABOP_CONTINUATION_ARG_SHIFT) as u32;
+    let mut steps = 0;
+    for i in 0..count {
+        let Some(va) = (i as u64).checked_mul(size_of::<GnttabCacheFlush>() as u64).and_then(|o| uop.checked_add(o))
+        else {
+            return Outcome::err(Errno::EFAULT);
+        };
+        if i == OPS_PER_CALL {
+            args[0] = GNTTABOP_CACHE_FLUSH | (cur_ref as u64) << GNTTABOP_CONTINUATION_ARG_SHIFT;
+            args[1] = va;
+            args[2] = (count - i) as u64;
+            return Outcome::Continue;
+        }
+        let op: GnttabCacheFlush = match c.mem().read(va) {
+            Ok(op) => op,
+            Err(e) => return Outcome::err(e),
+        };
+        loop {
+            match cache_flush(c, &op, &mut cur_ref) {
+                Err(e) => return Outcome::err(e),
+                Ok(true) => break,
+                Ok(false) => {
+                    steps += 1;
+                    if steps == FLUSH_SCAN_STEPS {
+                        // Resume this operation, at the scan position reached.
+                        args[0] = GNTTABOP_CACHE_FLUSH | (cur_ref as u64) << GNTTABOP_CONTINUATION_ARG_SHIFT;
+                        args[1] = va;
+                        args[2] = (count - i) as u64;
+                        return Outcome::Continue;
+                    }
+                }
+            }
+        }
+        cur_ref = 0;
+    }
+    Outcome::Return(0)
+}
+
+/// One cache-flush operation: `Ok(true)` done, `Ok(false)` the granter's table was scanned up
+/// to `cur_ref` without finding the caller's mapping yet (call again). Xen 4.17's checks and
+/// errnos, in its order.
+fn cache_flush(c: &Call, op: &GnttabCacheFlush, cur_ref: &mut u32) -> Result<bool, Errno> {
+    let (offset, len) = (op.offset as u64, op.length as u64);
+    if offset >= PAGE_SIZE
+        || len > PAGE_SIZE
+        || offset + len > PAGE_SIZE
+        || op.op & !(GNTTAB_CACHE_INVAL | GNTTAB_CACHE_CLEAN) != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    if len == 0 || op.op == 0 {
+        // Nothing to do, unless this is not the operation a continuation was scanning for.
+        return if *cur_ref == 0 { Ok(true) } else { Err(Errno::EILSEQ) };
+    }
+    let mfn = Mfn(op.a >> 12);
+    let mm = &c.hv.mm;
+    if mm.frames.page(mfn).is_none() {
+        return Err(Errno::EINVAL);
+    }
+    let owner = mm.frames.get_page_any_owner(mfn).map_err(|_| Errno::EPERM)?;
+    let r = flush_owned_or_granted(c, owner, mfn, offset, len, op.op, cur_ref);
+    mm.put_page(mfn);
+    r
+}
+
+fn flush_owned_or_granted(
+    c: &Call,
+    owner: DomId,
+    mfn: Mfn,
+    offset: u64,
+    len: u64,
+    ops: u32,
+    cur_ref: &mut u32,
+) -> Result<bool, Errno> {
+    let kind = if ops & GNTTAB_CACHE_INVAL != 0 { CacheOp::CleanInvalidate } else { CacheOp::Clean };
+    let flush = || c.hv.mm.tlb.dcache(kind, mfn.addr() + offset, len);
+    let od = c.hv.domain_any_state_or_caller(c.d, owner).ok_or(Errno::EPERM)?;
+    if od.id == c.d.id {
+        flush();
+        return Ok(true);
+    }
+    // Another domain's page: only if it granted it to the caller, who holds a mapping of it
+    // (a pinned active entry). The read lock keeps that pin while the caches are maintained.
+    let st = od.grant.read();
+    if st.is_destroyed() {
+        return Err(Errno::EPERM);
+    }
+    let n = st.nr_entries();
+    let end = cur_ref.saturating_add(FLUSH_SCAN_REFS).min(n);
+    let mapped = (*cur_ref..end).any(|r| st.active(r).is_some_and(|a| a.pin != 0 && a.domid == c.d.id && a.mfn == mfn));
+    if mapped {
+        flush();
+        return Ok(true);
+    }
+    if end < n {
+        *cur_ref = end;
+        return Ok(false);
+    }
+    Err(Errno::EINVAL)
 }
 
 /// `struct gnttab_dump_table`.

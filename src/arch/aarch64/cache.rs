@@ -35,3 +35,16 @@ pub fn clean_range(start: u64, end: u64) {
     }
     barrier::dsb(barrier::SY);
 }
+
+/// `dc civac` over `[start, end)`, then `dsb sy`: dirty lines written back and every line
+/// dropped, so the next access reads memory (a device's DMA writes).
+pub fn clean_invalidate_range(start: u64, end: u64) {
+    let line = dcache_line();
+    let mut a = start & !(line - 1);
+    while a < end {
+        // SAFETY: cache maintenance by VA on mapped memory; data is written back, not lost.
+        unsafe { asm!("dc civac, {}", in(reg) a, options(nostack, preserves_flags)) };
+        a += line;
+    }
+    barrier::dsb(barrier::SY);
+}

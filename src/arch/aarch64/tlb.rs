@@ -18,7 +18,7 @@
 //! and restores the previous VTTBR. All TLBIs are inner-shareable broadcasts: complete on
 //! every CPU when the final `dsb ish` retires.
 
-use crate::tlb::TlbOps;
+use crate::tlb::{CacheOp, TlbOps};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{DAIF, ReadWriteable, Readable, VTTBR_EL2, Writeable};
 use core::arch::asm;
@@ -70,6 +70,15 @@ impl TlbOps for El2Tlb {
             }
             finish_with_vmalle1is();
         });
+    }
+
+    fn dcache(&self, op: CacheOp, pa: u64, len: u64) {
+        // EL2 maps all RAM at VA == PA, cacheable.
+        barrier::dsb(barrier::SY);
+        match op {
+            CacheOp::Clean => super::cache::clean_range(pa, pa + len),
+            CacheOp::CleanInvalidate => super::cache::clean_invalidate_range(pa, pa + len),
+        }
     }
 
     fn flush_guest_all(&self, vttbr: u64) {

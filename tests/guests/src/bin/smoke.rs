@@ -11,7 +11,7 @@
 //! sequence (map, refuse to map again, remove). The grant table only grows, so 2 must run
 //! before 3 and 7.
 //!
-//! Scenario 16 runs only on a Raspberry Pi (a `brcm,bcm2835-mbox` VideoCore mailbox under
+//! Scenario 17 runs only on a Raspberry Pi (a `brcm,bcm2835-mbox` VideoCore mailbox under
 //! `/soc`, as a direct-mapped dom0 sees the host's devices): a DMA master, which knows only
 //! machine addresses, must find our RAM at its guest-physical address.
 #![no_std]
@@ -168,6 +168,7 @@ fn main(p: &Platform) {
     scenario("unknown_ops", |c| unknown_ops(c, &env));
     scenario("map_own_grant", |c| map_own_grant(c, &env));
     scenario("grant_copy", |c| grant_copy(c, &env));
+    scenario("cache_flush", cache_flush);
     if let Some(mb) = Mailbox::find(p) {
         scenario("mailbox_dma", |c| mailbox_dma(c, &env, &mb));
     }
@@ -736,6 +737,33 @@ fn grant_copy(c: &mut Check, env: &Env) {
     f.clear(REF_COPY);
     f.clear(REF_RO);
     c.rc("remove g0 (cleanup)", remove(g), 0);
+}
+
+/// GNTTABOP_cache_flush on our own page (dom0 is direct-mapped: its guest-physical address is
+/// the machine address the operation takes), and the arguments Xen refuses.
+fn cache_flush(c: &mut Check) {
+    let own = PAGES.gfn(P1) * PAGE;
+    let run = |c: &mut Check, what: &str, cur_ref: u64, op: GnttabCacheFlush, want: i64| {
+        let ops = [op];
+        let cmd = GNTTABOP_CACHE_FLUSH | cur_ref << GNTTABOP_CONTINUATION_ARG_SHIFT;
+        // SAFETY: one cache-flush operation, which the hypervisor only reads.
+        let rc = unsafe { hypercall::hypercall3(hc::GRANT_TABLE_OP, cmd, hypercall::va(&ops), 1) };
+        c.rc(what, rc, want)
+    };
+    let op = |a: u64, offset: u16, length: u16, op: u32| GnttabCacheFlush { a, offset, length, op };
+    let both = GNTTAB_CACHE_CLEAN | GNTTAB_CACHE_INVAL;
+    run(c, "clean a whole own page", 0, op(own, 0, 4096, GNTTAB_CACHE_CLEAN), 0);
+    run(c, "clean+invalidate 64 bytes (address low bits ignored)", 0, op(own + 0x10, 64, 64, both), 0);
+    run(c, "invalidate the last byte", 0, op(own, 4095, 1, GNTTAB_CACHE_INVAL), 0);
+    run(c, "offset 4096", 0, op(own, 4096, 0, GNTTAB_CACHE_CLEAN), -EINVAL);
+    run(c, "length 4097", 0, op(own, 0, 4097, GNTTAB_CACHE_CLEAN), -EINVAL);
+    run(c, "offset+length > 4096", 0, op(own, 4000, 97, GNTTAB_CACHE_CLEAN), -EINVAL);
+    run(c, "unknown op bit", 0, op(own, 0, 64, 1 << 2), -EINVAL);
+    run(c, "by grant reference", 0, op(7, 0, 64, GNTTAB_CACHE_SOURCE_GREF | GNTTAB_CACHE_CLEAN), -EINVAL);
+    run(c, "length 0", 0, op(own, 0, 0, GNTTAB_CACHE_CLEAN), 0);
+    run(c, "op 0", 0, op(own, 0, 64, 0), 0);
+    run(c, "length 0 while resuming a scan", 1, op(own, 0, 0, GNTTAB_CACHE_CLEAN), -EILSEQ);
+    run(c, "an address beyond RAM", 0, op(0xff_ffff_f000, 0, 64, GNTTAB_CACHE_CLEAN), -EINVAL);
 }
 
 /// A Raspberry Pi's VideoCore mailbox (`brcm,bcm2835-mbox`, a child of `/soc`), read from our
