@@ -1481,7 +1481,10 @@ impl Fuzz<'_> {
                     let start = self.below(HANDLES.len() as u64) as usize;
                     handle_push(op.host_addr, op.handle, start);
                     if op.dom == self.cfg.granter && op.dom != 0 {
-                        XMAPS.fetch_add(1, Relaxed);
+                        let n = XMAPS.fetch_add(1, Relaxed);
+                        // Machine addresses of the granter's pages, for cache flushes that race
+                        // with the unmaps, the granter's revocations and its crash.
+                        XMAS[n as usize % XMAS.len()].store(op.dev_bus_addr, Relaxed);
                     }
                 }
             }
@@ -1677,6 +1680,10 @@ impl Fuzz<'_> {
                 let mut ops = [GnttabCacheFlush::default(); 3];
                 for op in ops[..n as usize].iter_mut() {
                     let (a, by_ref) = match self.below(6) {
+                        0 if cfg.granter != 0 && self.chance(50) => {
+                            let ma = XMAS[self.below(XMAS.len() as u64) as usize].load(Relaxed);
+                            (ma + self.below(PAGE), false)
+                        }
                         0 => (ARENA.addr(me * ARENA_PAGES + A_COPY), false),
                         1 => (SHARED.addr(0), false),
                         2 => (cfg.victim_shared(self.next()) * PAGE, false),
@@ -2960,6 +2967,8 @@ const GRANTER_VICTIMS: usize = 4;
 static GRANTED: Pages<GRANTER_PAGES> = Pages::new();
 /// dom0's successful map_grant_ref of the granter's grants.
 static XMAPS: AtomicU64 = AtomicU64::new(0);
+/// The machine addresses (dev_bus_addr) of the last few of them.
+static XMAS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
 fn granter(p: &Platform) -> ! {
     let arg = |k: &str| p.bootarg(k).and_then(parse_u64);
