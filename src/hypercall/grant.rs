@@ -120,10 +120,7 @@ fn cache_flush_ops(c: &Call, args: &mut [u64; 5]) -> Outcome {
             return Outcome::err(Errno::EFAULT);
         };
         if i == OPS_PER_CALL {
-            args[0] = GNTTABOP_CACHE_FLUSH | (cur_ref as u64) << GNTTABOP_CONTINUATION_ARG_SHIFT;
-            args[1] = va;
-            args[2] = (count - i) as u64;
-            return Outcome::Continue;
+            return resume_cache_flush(args, cur_ref, va, count - i);
         }
         let op: GnttabCacheFlush = match c.mem().read(va) {
             Ok(op) => op,
@@ -137,10 +134,7 @@ fn cache_flush_ops(c: &Call, args: &mut [u64; 5]) -> Outcome {
                     steps += 1;
                     if steps == FLUSH_SCAN_STEPS {
                         // Resume this operation, at the scan position reached.
-                        args[0] = GNTTABOP_CACHE_FLUSH | (cur_ref as u64) << GNTTABOP_CONTINUATION_ARG_SHIFT;
-                        args[1] = va;
-                        args[2] = (count - i) as u64;
-                        return Outcome::Continue;
+                        return resume_cache_flush(args, cur_ref, va, count - i);
                     }
                 }
             }
@@ -148,6 +142,15 @@ fn cache_flush_ops(c: &Call, args: &mut [u64; 5]) -> Outcome {
         cur_ref = 0;
     }
     Outcome::Return(0)
+}
+
+/// A continuation of cache_flush: `left` operations from `va`, the scan position of the first
+/// in the command's upper bits.
+fn resume_cache_flush(args: &mut [u64; 5], cur_ref: u32, va: u64, left: u32) -> Outcome {
+    args[0] = GNTTABOP_CACHE_FLUSH | (cur_ref as u64) << GNTTABOP_CONTINUATION_ARG_SHIFT;
+    args[1] = va;
+    args[2] = left as u64;
+    Outcome::Continue
 }
 
 /// One cache-flush operation: `Ok(true)` done, `Ok(false)` the granter's table was scanned up
