@@ -45,6 +45,9 @@ pub fn audit(hv: &Hypervisor) -> AuditReport {
     let mut mappings = 0u64;
 
     for d in hv.domains() {
+        // The domain's xenheap pages, listed before its P2M lock is taken (grant -> P2M).
+        let mut own_xen: Vec<Mfn> = d.grant.read().frames().to_vec();
+        own_xen.push(d.shared_info);
         let p2m = d.p2m.write(mm);
         // xenheap frame -> where its RAM mapping was found
         let mut xen_mapped: BTreeMap<u64, Gfn> = BTreeMap::new();
@@ -96,8 +99,6 @@ pub fn audit(hv: &Hypervisor) -> AuditReport {
             }
         });
         // Every xenheap page of the domain: stored GFN == where it is mapped, or None.
-        let mut own_xen: Vec<Mfn> = d.grant.read().frames().to_vec();
-        own_xen.push(d.shared_info);
         for f in own_xen {
             if !ft.is_xen_heap(f) || ft.owner(f) != Some(d.id) {
                 continue; // released at teardown

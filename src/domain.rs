@@ -1,10 +1,13 @@
-//! Domains: a P2M, a grant table, a shared_info page, and their lifecycle.
+//! Domains: vCPUs, a P2M, a grant table, a shared_info page, a console, and the state of
+//! their lifecycle (how a domain is created, shut down and torn down: [`crate::lifecycle`]).
 
+use crate::console::GuestConsole;
 use crate::grant::GrantTable;
 use crate::mm::Mm;
 use crate::p2m::P2m;
-use crate::sync::{AtomicU32, Ordering, RwLock};
+use crate::sync::{AtomicBool, AtomicU32, Ordering, RwLock, rank};
 use crate::types::{DomId, Mfn};
+use crate::vcpu::Vcpu;
 use alloc::vec::Vec;
 
 /// What a domain is made of.
@@ -20,6 +23,11 @@ pub struct DomainConfig {
     pub max_maptrack: u32,
     /// Intermediate stage-2 table pages the hypervisor will allocate for it.
     pub p2m_table_limit: u64,
+    /// One entry per vCPU: the physical CPU it is pinned to (at least one vCPU).
+    pub pcpus: Vec<usize>,
+    /// CNTVOFF_EL2 for its vCPUs: the counter value when it was created, so its virtual
+    /// counter starts near 0 (as on Xen).
+    pub counter_offset: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -36,26 +44,51 @@ pub struct Domain {
     pub id: DomId,
     pub privileged: bool,
     pub direct_map: bool,
+    pub vcpus: Vec<Vcpu>,
     pub p2m: P2m,
     pub grant: GrantTable,
     pub shared_info: Mfn,
+    pub console: GuestConsole,
+    pub counter_offset: u64,
     state: AtomicU32,
+    /// Set once when the domain starts going down (before any vCPU is stopped).
+    shutting_down: AtomicBool,
     /// Machine frame ranges `[start, end)` this domain may map as MMIO (`dev_mmio`).
     iomem: RwLock<Vec<(u64, u64)>>,
 }
 
 impl Domain {
     pub(crate) fn new(cfg: &DomainConfig, p2m: P2m, grant: GrantTable, shared_info: Mfn) -> Self {
+        let vcpus = cfg.pcpus.iter().enumerate().map(|(i, &p)| Vcpu::new(i as u32, p)).collect();
         Domain {
             id: cfg.id,
             privileged: cfg.privileged,
             direct_map: cfg.direct_map,
+            vcpus,
             p2m,
             grant,
             shared_info,
+            console: GuestConsole::new(),
+            counter_offset: cfg.counter_offset,
             state: AtomicU32::new(DomainState::Running as u32),
-            iomem: RwLock::new(Vec::new()),
+            shutting_down: AtomicBool::new(false),
+            iomem: RwLock::new(rank::IOMEM, Vec::new()),
         }
+    }
+
+    /// The vCPU whose MPIDR affinity is `mpidr` (flags ignored).
+    pub fn vcpu_by_mpidr(&self, mpidr: u64) -> Option<&Vcpu> {
+        self.vcpus.iter().find(|v| v.has_affinity(mpidr))
+    }
+
+    /// Has the domain started going down?
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Mark the domain as going down; false if it already was.
+    pub(crate) fn begin_shutdown(&self) -> bool {
+        !self.shutting_down.swap(true, Ordering::AcqRel)
     }
 
     pub fn state(&self) -> DomainState {

@@ -96,19 +96,22 @@ fn write_guest(hv: &Hypervisor, d: &Domain, ipa: u64, bytes: &[u8]) -> Result<Ve
     Ok(out)
 }
 
-/// Build domain `id` from `kernel` with `cmdline` and `opts`, `vcpus` of them runnable.
+/// Build domain `id` from `kernel` with `cmdline` and `mem` bytes of RAM, with one vCPU on
+/// each of `pcpus`.
 pub fn build(
     hv: &Hypervisor,
     id: DomId,
     kernel: &[u8],
     cmdline: &str,
     mem: u64,
-    vcpus: u32,
+    pcpus: &[usize],
 ) -> Result<BuiltDomU, DomUError> {
     let header = ImageHeader::parse(kernel).map_err(DomUError::BadImage)?;
     let mem = mem.next_multiple_of(2 << 20);
-    let d = hv.create_domain(hv.domain_config(id)).map_err(DomUError::Create)?;
-    let r = populate_and_load(hv, &d, &header, kernel, cmdline, mem, vcpus);
+    let mut cfg = hv.domain_config(id);
+    cfg.pcpus = pcpus.to_vec();
+    let d = hv.create_domain(cfg).map_err(DomUError::Create)?;
+    let r = populate_and_load(hv, &d, &header, kernel, cmdline, mem, pcpus.len() as u32);
     if r.is_err() {
         hv.destroy_domain(&d);
     }
@@ -187,4 +190,57 @@ fn populate_and_load(
         GUEST_GNTTAB_BASE
     );
     Ok(BuiltDomU { domain: d.clone(), entry: pl.kernel, dtb: pl.dtb, written })
+}
+
+/// A `multiboot,kernel` boot module for a domU: where it is, its bytes, its boot arguments.
+pub struct Module<'a> {
+    pub at: u64,
+    pub bytes: &'a [u8],
+    pub bootargs: &'a str,
+}
+
+/// A domU started by [`start_all`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Started {
+    pub id: DomId,
+    pub pcpus: Vec<usize>,
+}
+
+/// Build and start a domU from each module, in order: domains 1, 2, ... (an id is used only by
+/// a domain that was built), each with the vCPUs (`granite.vcpus=`) and memory
+/// (`granite.mem=`) its boot arguments ask for, one vCPU per free CPU. A module for which no
+/// CPU is left is not started; a domain gets fewer vCPUs than asked when fewer CPUs are free.
+/// What was written is cleaned to the point of coherency (its vCPU starts with caches off).
+pub fn start_all(hv: &Hypervisor, modules: &[Module]) -> Vec<Started> {
+    let mut started = Vec::new();
+    let mut id: DomId = 1;
+    for m in modules {
+        let o = DomUOptions::parse(m.bootargs);
+        let cpus = hv.sched.free_cpus();
+        if cpus.is_empty() {
+            log::warn!("d{id}: no free CPU for the kernel module at {:#x}: not started", m.at);
+            continue;
+        }
+        let n = (o.vcpus as usize).min(cpus.len());
+        if n < o.vcpus as usize {
+            log::warn!("d{id}: {} vCPUs asked, {n} free CPUs: it gets {n}", o.vcpus);
+        }
+        match build(hv, id, m.bytes, m.bootargs, o.mem, &cpus[..n]) {
+            Ok(b) => {
+                for r in &b.written {
+                    hv.mm.tlb.dcache(crate::tlb::CacheOp::Clean, r.start, r.len());
+                }
+                match crate::lifecycle::start(hv, &b.domain, b.entry, b.dtb) {
+                    Ok(()) => started.push(Started { id, pcpus: cpus[..n].to_vec() }),
+                    Err(e) => {
+                        log::error!("d{id}: cannot place its vCPUs ({e:?})");
+                        hv.destroy_domain(&b.domain);
+                    }
+                }
+                id += 1;
+            }
+            Err(e) => log::error!("d{id}: cannot build a domain from the module at {:#x}: {e}", m.at),
+        }
+    }
+    started
 }

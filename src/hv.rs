@@ -1,10 +1,14 @@
-//! The hypervisor context: machine memory, the stage-2 configuration, the domain table.
+//! The hypervisor context: machine memory, the stage-2 configuration, the machine's services
+//! ([`Hw`]), the domain table and which CPU runs which vCPU ([`Pinned`]); creating and
+//! tearing down domains. (Starting and shutting down a domain's vCPUs: [`crate::lifecycle`].)
 
 use crate::domain::{Domain, DomainConfig, DomainState};
 use crate::grant::GrantTable;
+use crate::hw::Hw;
 use crate::mm::{MAX_DOMAINS, Mm};
 use crate::p2m::{P2m, StageConfig};
-use crate::sync::{AtomicU32, Mutex, Ordering, RwLock};
+use crate::sched::Pinned;
+use crate::sync::{AtomicU32, Mutex, Ordering, RwLock, rank};
 use crate::types::{DomId, Errno, Result};
 use alloc::sync::Arc;
 use alloc::vec;
@@ -16,8 +20,8 @@ use xen_abi::DOMID_SELF;
 pub struct Options {
     /// `gnttab_max_frames=` (Xen default 64).
     pub max_grant_frames: u32,
-    /// `gnttab_max_maptrack_frames=` (Xen default 1024; 512 handles per frame... we count
-    /// handles as frames * 256).
+    /// `gnttab_max_maptrack_frames=` (Xen default 1024). A maptrack frame of Xen's holds 256
+    /// handles (16-byte entries), so a domain may hold `frames * 256` grant mappings.
     pub max_maptrack_frames: u32,
     /// `granite_audit=1`: the audit hypercall is available and hypercalls are fenced so the
     /// audit sees a quiescent machine.
@@ -52,6 +56,9 @@ pub struct Hypervisor {
     pub mm: Mm,
     pub stage: StageConfig,
     pub opts: Options,
+    pub hw: Arc<dyn Hw>,
+    /// Which physical CPU runs which vCPU.
+    pub sched: Pinned,
     domains: RwLock<Vec<Option<Arc<Domain>>>>,
     vmids: Mutex<Vec<u64>>,
     dying: AtomicU32,
@@ -61,7 +68,7 @@ pub struct Hypervisor {
 }
 
 impl Hypervisor {
-    pub fn new(mm: Mm, stage: StageConfig, opts: Options) -> Self {
+    pub fn new(mm: Mm, stage: StageConfig, opts: Options, hw: Arc<dyn Hw>) -> Self {
         let vmid_words = (1usize << stage.vmid_bits) / 64;
         let mut vmids = vec![0u64; vmid_words];
         vmids[0] = 1; // VMID 0 is never used for a guest
@@ -69,15 +76,17 @@ impl Hypervisor {
             mm,
             stage,
             opts,
-            domains: RwLock::new((0..MAX_DOMAINS).map(|_| None).collect()),
-            vmids: Mutex::new(vmids),
+            hw,
+            sched: Pinned::new(),
+            domains: RwLock::new(rank::DOMAIN_TABLE, (0..MAX_DOMAINS).map(|_| None).collect()),
+            vmids: Mutex::new(rank::VMID, vmids),
             dying: AtomicU32::new(0),
-            create_lock: Mutex::new(()),
-            gate: RwLock::new(()),
+            create_lock: Mutex::new(rank::DOMAIN_CREATE, ()),
+            gate: RwLock::new(rank::HYPERCALL_FENCE, ()),
         }
     }
 
-    /// A default configuration for domain `id` with the boot options.
+    /// A default configuration for domain `id` with the boot options: one vCPU, on CPU 0.
     pub fn domain_config(&self, id: DomId) -> DomainConfig {
         DomainConfig {
             id,
@@ -86,6 +95,8 @@ impl Hypervisor {
             max_grant_frames: self.opts.max_grant_frames,
             max_maptrack: self.opts.max_maptrack_frames * 256,
             p2m_table_limit: 4096,
+            pcpus: vec![0],
+            counter_offset: self.hw.counter(),
         }
     }
 
@@ -104,9 +115,10 @@ impl Hypervisor {
         self.vmids.lock()[vmid as usize / 64] &= !(1 << (vmid % 64));
     }
 
-    /// Create a domain: VMID, empty P2M, grant table with one frame, shared_info page.
+    /// Create a domain: its vCPUs (off), VMID, empty P2M, grant table with one frame,
+    /// shared_info page.
     pub fn create_domain(&self, cfg: DomainConfig) -> Result<Arc<Domain>> {
-        if cfg.id as usize >= MAX_DOMAINS {
+        if cfg.id as usize >= MAX_DOMAINS || cfg.pcpus.is_empty() {
             return Err(Errno::EINVAL);
         }
         let _serialise = self.create_lock.lock();
@@ -199,8 +211,10 @@ impl Hypervisor {
         let _fence = self.opts.audit.then(|| self.gate.read());
         self.dying.fetch_add(1, Ordering::AcqRel);
         d.p2m.write(&self.mm).relinquish();
-        for (handle, e) in d.grant.drain_handles() {
-            crate::hypercall::grant::release_mapping(self, d, handle, e);
+        for (_handle, e) in d.grant.drain_handles() {
+            if let Some(rd) = self.domain_any_state(e.domid) {
+                crate::grant::pin::release_mapping(&self.mm, &rd.grant, e);
+            }
         }
         d.relinquish_pages(&self.mm);
         drop(_fence);

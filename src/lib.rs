@@ -3,15 +3,21 @@
 //! The crate is split in two:
 //!
 //! * the **portable core** (this crate's modules other than `arch`): the frame table and page
-//!   allocator ([`mm`]), the stage-2 P2M ([`p2m`]), grant tables ([`grant`]), domains
-//!   ([`domain`], [`hv`]) and the hypercall handlers ([`hypercall`]). It is `no_std` + `alloc`,
-//!   builds for the image and for the host, and reaches hardware only through small
-//!   interfaces: physical memory ([`mm::PhysMap`]), TLB maintenance ([`tlb::TlbOps`]) and
-//!   guest virtual-address translation ([`hypercall::GuestVa`]). Host tests run the same code.
-//! * the **arch layer** (`arch`, only for `target_arch = "aarch64"`): boot, EL2 system registers,
-//!   exception vectors, GIC, UART, timer, vCPUs.
+//!   allocator ([`mm`]), the stage-2 P2M ([`p2m`]), grant tables ([`grant`]), domains and
+//!   their vCPUs ([`domain`], [`vcpu`], [`hv`], [`lifecycle`], [`sched`]), PSCI ([`vpsci`]) and
+//!   the hypercall handlers ([`hypercall`]). It is `no_std` + `alloc` on the image (host builds
+//!   link `std` for the lock-order checker of [`sync`] and for tests), and reaches hardware only
+//!   through small interfaces: physical memory ([`mm::PhysMap`]), TLB maintenance
+//!   ([`tlb::TlbOps`]), guest virtual-address translation ([`hypercall::GuestVa`]) and the
+//!   machine's services ([`hw::Hw`]: kicks, console, counter). Host tests run the same code.
+//! * the **arch layer** (`arch`, only for `target_os = "none"`): boot, EL2 system registers,
+//!   exception vectors, GIC, UART, entering vCPUs and carrying out what the core decides.
+//!
+//! No module cycle: at every level of the module tree the modules under one parent depend on
+//! each other acyclically (`scripts/lib/modcycles.py src`, run by the test command).
 #![doc = include_str!("lock_order.md")]
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(target_os = "none", no_std)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
@@ -19,19 +25,25 @@ extern crate alloc;
 pub mod arch;
 pub mod audit;
 pub mod bootmem;
+pub mod console;
 pub mod dom0;
 pub mod domain;
 pub mod domu;
 pub mod dt;
 pub mod grant;
 pub mod hv;
+pub mod hw;
 pub mod hypercall;
+pub mod lifecycle;
 pub mod mm;
 pub mod p2m;
+pub mod sched;
 pub mod sync;
+pub mod sysreg;
 pub mod tlb;
 pub mod trap;
 pub mod types;
+pub mod vcpu;
 pub mod vpsci;
 
 pub mod testing;

@@ -4,6 +4,7 @@
 #![cfg(not(target_os = "none"))]
 
 use crate::hv::{Hypervisor, Options};
+use crate::hw::Hw;
 use crate::mm::{FrameTable, Mm, PhysMap};
 use crate::p2m::StageConfig;
 use crate::tlb::TlbOps;
@@ -29,10 +30,55 @@ impl Drop for Arena {
     }
 }
 
+/// The machine's services as host tests see them: kicks and console lines are recorded, the
+/// counter is a number the test sets (it does not move by itself). All CPUs are online.
+pub struct FakeHw {
+    pub kicks: std::sync::Mutex<alloc::vec::Vec<usize>>,
+    pub lines: std::sync::Mutex<alloc::vec::Vec<(DomId, alloc::string::String)>>,
+    pub now: core::sync::atomic::AtomicU64,
+}
+
+impl Default for FakeHw {
+    fn default() -> Self {
+        FakeHw {
+            kicks: Default::default(),
+            lines: Default::default(),
+            now: core::sync::atomic::AtomicU64::new(1_000_000),
+        }
+    }
+}
+
+impl FakeHw {
+    /// Kicks sent so far (and forget them).
+    pub fn take_kicks(&self) -> alloc::vec::Vec<usize> {
+        core::mem::take(&mut *self.kicks.lock().unwrap())
+    }
+    /// Console lines printed so far (and forget them).
+    pub fn take_lines(&self) -> alloc::vec::Vec<(DomId, alloc::string::String)> {
+        core::mem::take(&mut *self.lines.lock().unwrap())
+    }
+}
+
+impl Hw for FakeHw {
+    fn kick(&self, pcpu: usize) {
+        self.kicks.lock().unwrap().push(pcpu);
+    }
+    fn console_line(&self, dom: DomId, line: &str) {
+        self.lines.lock().unwrap().push((dom, line.into()));
+    }
+    fn counter(&self) -> u64 {
+        self.now.load(core::sync::atomic::Ordering::Relaxed)
+    }
+    fn counter_hz(&self) -> u64 {
+        62_500_000
+    }
+}
+
 /// A hypervisor over `frames` simulated RAM frames, all given to its heap.
 pub struct HostMachine {
     // Declared before the arena so that it is dropped first.
     pub hv: Hypervisor,
+    pub hw: Arc<FakeHw>,
     _arena: Arena,
 }
 
@@ -65,7 +111,12 @@ impl HostMachine {
             mm.heap.add_range(&mm.frames, r.first_mfn(), r.frames());
         }
         let stage = StageConfig::new(ipa_bits, ipa_bits, false).expect("unsupported IPA size");
-        HostMachine { hv: Hypervisor::new(mm, stage, opts), _arena: Arena { ptr, layout } }
+        let hw = Arc::new(FakeHw::default());
+        let hv = Hypervisor::new(mm, stage, opts, hw.clone());
+        for c in 0..crate::sched::MAX_CPUS {
+            hv.sched.set_online(c);
+        }
+        HostMachine { hv, hw, _arena: Arena { ptr, layout } }
     }
 }
 
@@ -107,8 +158,7 @@ impl Guest {
     /// Issue hypercall `op`, following continuations like a vCPU re-executing `HVC`.
     pub fn hcall(&self, hv: &Hypervisor, op: u64, args: [u64; 5]) -> Outcome {
         let mut a = args;
-        let console = |_: &[u8]| {};
-        let call = Call { hv, d: &self.d, va: &IdentityVa, console: &console };
+        let call = Call::new(hv, &self.d, 0, &IdentityVa);
         for _ in 0..1_000_000 {
             match hypercall::hypercall(&call, op, &mut a) {
                 Outcome::Continue => continue,

@@ -6,6 +6,7 @@
 //! for the combined stage-1+2 entries, with `dsb ish` / `isb` around them. Host tests use
 //! [`Recorder`], which logs every call so tests can check what was flushed and when.
 
+use crate::sync::{Mutex, rank};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -45,10 +46,15 @@ pub enum TlbEvent {
 
 /// Host-side recorder. `probe` (if set) is asked at every flush whether the P2M lock it
 /// watches is held, and the answer is recorded with the event.
-#[derive(Default)]
 pub struct Recorder {
-    events: spin::Mutex<Vec<TlbEvent>>,
-    probe: spin::Mutex<Option<Arc<dyn Fn() -> bool + Send + Sync>>>,
+    events: Mutex<Vec<TlbEvent>>,
+    probe: Mutex<Option<Arc<dyn Fn() -> bool + Send + Sync>>>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder { events: Mutex::new(rank::TEST, Vec::new()), probe: Mutex::new(rank::TEST, None) }
+    }
 }
 
 impl Recorder {
@@ -65,6 +71,9 @@ impl Recorder {
         let p = self.probe.lock().clone();
         p.map(|f| f())
     }
+    fn push(&self, e: TlbEvent) {
+        self.events.lock().push(e);
+    }
 }
 
 impl TlbOps for Recorder {
@@ -73,14 +82,14 @@ impl TlbOps for Recorder {
     }
     fn flush_guest_range(&self, vttbr: u64, ipa: u64, len: u64) {
         let locked = self.locked();
-        self.events.lock().push(TlbEvent::Range { vmid: (vttbr >> 48) as u16, ipa, len, locked });
+        self.push(TlbEvent::Range { vmid: (vttbr >> 48) as u16, ipa, len, locked });
     }
     fn flush_guest_all(&self, vttbr: u64) {
         let locked = self.locked();
-        self.events.lock().push(TlbEvent::All { vmid: (vttbr >> 48) as u16, locked });
+        self.push(TlbEvent::All { vmid: (vttbr >> 48) as u16, locked });
     }
     fn dcache(&self, op: CacheOp, pa: u64, len: u64) {
-        self.events.lock().push(TlbEvent::Dcache { op, pa, len });
+        self.push(TlbEvent::Dcache { op, pa, len });
     }
 }
 

@@ -5,25 +5,8 @@
 //! The arch layer reads ESR_EL2/FAR_EL2/HPFAR_EL2, calls [`decode`], and applies an
 //! [`Injection`] by writing ELR_EL1/SPSR_EL1/ESR_EL1/FAR_EL1 and the new PC/PSTATE.
 
-/// Exception classes (ESR_ELx.EC) a guest can cause at EL2.
-pub mod ec {
-    pub const UNKNOWN: u32 = 0x00;
-    pub const WFX: u32 = 0x01;
-    pub const FP_ASIMD: u32 = 0x07;
-    pub const ILLEGAL_STATE: u32 = 0x0E;
-    pub const SVC64: u32 = 0x15;
-    pub const HVC64: u32 = 0x16;
-    pub const SMC64: u32 = 0x17;
-    pub const SYSREG: u32 = 0x18;
-    pub const INSTR_ABORT_LOWER: u32 = 0x20;
-    pub const INSTR_ABORT_CUR: u32 = 0x21;
-    pub const PC_ALIGN: u32 = 0x22;
-    pub const DATA_ABORT_LOWER: u32 = 0x24;
-    pub const DATA_ABORT_CUR: u32 = 0x25;
-    pub const SP_ALIGN: u32 = 0x26;
-    pub const SERROR: u32 = 0x2F;
-    pub const BRK64: u32 = 0x3C;
-}
+use crate::sysreg::{dabt, fault_ipa};
+pub use crate::sysreg::{ec, esr_ec, esr_il, esr_iss};
 
 /// What a guest trap is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,32 +45,22 @@ pub enum GuestTrap {
     },
 }
 
-pub fn esr_ec(esr: u64) -> u32 {
-    ((esr >> 26) & 0x3F) as u32
-}
-pub fn esr_il(esr: u64) -> bool {
-    esr & (1 << 25) != 0
-}
-pub fn esr_iss(esr: u64) -> u32 {
-    (esr & 0x1FF_FFFF) as u32
-}
-
 /// Decode a lower-EL synchronous trap. `hpfar` is HPFAR_EL2 (IPA[47:12] in bits 43:4).
 pub fn decode(esr: u64, far: u64, hpfar: u64) -> GuestTrap {
     let (ec, iss) = (esr_ec(esr), esr_iss(esr));
-    let ipa = ((hpfar >> 4) << 12) | (far & 0xFFF);
+    let ipa = fault_ipa(hpfar, far);
     match ec {
         ec::HVC64 => GuestTrap::Hvc { imm: iss as u16 },
         ec::SMC64 => GuestTrap::Smc { imm: iss as u16 },
         ec::DATA_ABORT_LOWER => GuestTrap::DataAbort {
             ipa,
             va: far,
-            write: iss & (1 << 6) != 0,
-            fsc: iss & 0x3F,
-            isv: iss & (1 << 24) != 0,
-            s1ptw: iss & (1 << 7) != 0,
+            write: iss & dabt::WNR != 0,
+            fsc: iss & dabt::FSC_MASK,
+            isv: iss & dabt::ISV != 0,
+            s1ptw: iss & dabt::S1PTW != 0,
         },
-        ec::INSTR_ABORT_LOWER => GuestTrap::InstrAbort { ipa, va: far, fsc: iss & 0x3F },
+        ec::INSTR_ABORT_LOWER => GuestTrap::InstrAbort { ipa, va: far, fsc: iss & dabt::FSC_MASK },
         ec::WFX => GuestTrap::Wfx { wfe: iss & 1 != 0 },
         ec::SYSREG => GuestTrap::Sysreg { iss },
         _ => GuestTrap::Other { ec, iss },

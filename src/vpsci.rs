@@ -1,6 +1,10 @@
 //! The PSCI / SMCCC interface a guest sees (through `HVC #0`, or `SMC #0` trapped by
-//! HCR_EL2.TSC): PSCI 1.1 with SMCCC 1.1, as far as a domain without a scheduler needs.
+//! HCR_EL2.TSC): PSCI 1.1 with SMCCC 1.1. [`decode`] turns the registers into a [`PsciCall`];
+//! [`call`] carries it out on the calling domain's vCPUs ([`crate::vcpu`]) and says what the
+//! arch layer must do next ([`PsciOutcome`]).
 
+use crate::domain::Domain;
+use crate::vcpu::Vcpu;
 use xen_abi::psci::*;
 
 /// What the guest asked for.
@@ -25,7 +29,7 @@ pub enum PsciCall {
 }
 
 /// Decode function id `fid` (w0) with arguments x1..x3.
-pub fn dispatch(fid: u64, x1: u64, x2: u64, x3: u64) -> PsciCall {
+pub fn decode(fid: u64, x1: u64, x2: u64, x3: u64) -> PsciCall {
     // SMC64/HVC64 function ids have bit 30 set; SMC32 ids take 32-bit arguments.
     let fid32 = fid as u32;
     let arg = |x: u64| if fid32 & (1 << 30) != 0 { x } else { x as u32 as u64 };
@@ -37,9 +41,9 @@ pub fn dispatch(fid: u64, x1: u64, x2: u64, x3: u64) -> PsciCall {
             PSCI_VERSION
             | PSCI_CPU_OFF
             | PSCI_CPU_ON_64
-            | 0x8400_0003
+            | PSCI_CPU_ON_32
             | PSCI_AFFINITY_INFO_64
-            | 0x8400_0004
+            | PSCI_AFFINITY_INFO_32
             | PSCI_SYSTEM_OFF
             | PSCI_SYSTEM_RESET
             | PSCI_FEATURES
@@ -52,9 +56,47 @@ pub fn dispatch(fid: u64, x1: u64, x2: u64, x3: u64) -> PsciCall {
         PSCI_SYSTEM_OFF => PsciCall::SystemOff,
         PSCI_SYSTEM_RESET => PsciCall::SystemReset,
         PSCI_CPU_OFF => PsciCall::CpuOff,
-        PSCI_CPU_ON_64 | 0x8400_0003 => PsciCall::CpuOn { target: arg(x1), entry: arg(x2), context: arg(x3) },
-        PSCI_AFFINITY_INFO_64 | 0x8400_0004 => PsciCall::AffinityInfo { target: arg(x1), level: arg(x2) },
+        PSCI_CPU_ON_64 | PSCI_CPU_ON_32 => PsciCall::CpuOn { target: arg(x1), entry: arg(x2), context: arg(x3) },
+        PSCI_AFFINITY_INFO_64 | PSCI_AFFINITY_INFO_32 => PsciCall::AffinityInfo { target: arg(x1), level: arg(x2) },
         _ => PsciCall::Return(PSCI_NOT_SUPPORTED),
+    }
+}
+
+/// What the arch layer does after a PSCI call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PsciOutcome {
+    /// Return `x0` to the guest; if `kick` names a pCPU, make it look at its vCPU first.
+    Return { x0: i64, kick: Option<usize> },
+    /// The calling vCPU is off: its pCPU leaves it.
+    Off,
+    /// `SYSTEM_OFF` / `SYSTEM_RESET`: the domain shuts down with this `SHUTDOWN_*` reason.
+    Shutdown(u32),
+}
+
+/// Carry out PSCI call `fid` of vCPU `v` of `d`.
+pub fn call(d: &Domain, v: &Vcpu, fid: u64, x1: u64, x2: u64, x3: u64) -> PsciOutcome {
+    use xen_abi::sched::{SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT};
+    let ret = |x0| PsciOutcome::Return { x0, kick: None };
+    match decode(fid, x1, x2, x3) {
+        PsciCall::Return(x0) => ret(x0),
+        PsciCall::SystemOff => PsciOutcome::Shutdown(SHUTDOWN_POWEROFF),
+        PsciCall::SystemReset => PsciOutcome::Shutdown(SHUTDOWN_REBOOT),
+        PsciCall::CpuOff => {
+            v.power_off();
+            log::debug!("d{}v{}: CPU_OFF", d.id, v.id);
+            PsciOutcome::Off
+        }
+        PsciCall::CpuOn { target, entry, context } => match d.vcpu_by_mpidr(target) {
+            None => ret(PSCI_INVALID_PARAMETERS),
+            Some(t) => match t.power_on(entry, context, || d.is_shutting_down()) {
+                Ok(()) => PsciOutcome::Return { x0: PSCI_SUCCESS, kick: Some(t.pcpu) },
+                Err(r) => ret(r.code()),
+            },
+        },
+        PsciCall::AffinityInfo { target, level } => match d.vcpu_by_mpidr(target) {
+            Some(t) if level == 0 => ret(t.affinity_info()),
+            _ => ret(PSCI_INVALID_PARAMETERS),
+        },
     }
 }
 
@@ -64,19 +106,19 @@ mod tests {
 
     #[test]
     fn answers_like_psci_1_1() {
-        assert_eq!(dispatch(PSCI_VERSION as u64, 0, 0, 0), PsciCall::Return(0x10001));
-        assert_eq!(dispatch(SMCCC_VERSION as u64, 0, 0, 0), PsciCall::Return(0x10001));
-        assert_eq!(dispatch(PSCI_FEATURES as u64, PSCI_CPU_ON_64 as u64, 0, 0), PsciCall::Return(0));
-        assert_eq!(dispatch(PSCI_FEATURES as u64, 0xC400_0012, 0, 0), PsciCall::Return(-1));
-        assert_eq!(dispatch(0x8400_0008, 0, 0, 0), PsciCall::SystemOff);
-        assert_eq!(dispatch(0x1234_5678, 0, 0, 0), PsciCall::Return(-1));
+        assert_eq!(decode(PSCI_VERSION as u64, 0, 0, 0), PsciCall::Return(0x10001));
+        assert_eq!(decode(SMCCC_VERSION as u64, 0, 0, 0), PsciCall::Return(0x10001));
+        assert_eq!(decode(PSCI_FEATURES as u64, PSCI_CPU_ON_64 as u64, 0, 0), PsciCall::Return(0));
+        assert_eq!(decode(PSCI_FEATURES as u64, 0xC400_0012, 0, 0), PsciCall::Return(-1));
+        assert_eq!(decode(0x8400_0008, 0, 0, 0), PsciCall::SystemOff);
+        assert_eq!(decode(0x1234_5678, 0, 0, 0), PsciCall::Return(-1));
         assert_eq!(
-            dispatch(0xC400_0003, 0x101, 0x4008_0000, 7),
+            decode(0xC400_0003, 0x101, 0x4008_0000, 7),
             PsciCall::CpuOn { target: 0x101, entry: 0x4008_0000, context: 7 }
         );
         // 32-bit calling convention truncates arguments
         assert_eq!(
-            dispatch(0x8400_0003, 0xffff_ffff_0000_0001, 0x1_4008_0000, 0),
+            decode(0x8400_0003, 0xffff_ffff_0000_0001, 0x1_4008_0000, 0),
             PsciCall::CpuOn { target: 1, entry: 0x4008_0000, context: 0 }
         );
     }

@@ -452,8 +452,7 @@ fn cache_flush_own_pages_and_mapped_grants() {
     let map = dom0.map_grant(hv, 7, gref, GNTMAP_HOST_MAP, HOST);
     assert_eq!(map.status, GNTST_OKAY);
     dom0.put(hv, ARRAY, &op(theirs, 8, 32, GNTTAB_CACHE_CLEAN));
-    let console = |_: &[u8]| {};
-    let call = Call { hv, d: &dom0.d, va: &IdentityVa, console: &console };
+    let call = Call::new(hv, &dom0.d, 0, &IdentityVa);
     let mut args = [GNTTABOP_CACHE_FLUSH, ARRAY, 1, 0, 0];
     assert!(matches!(hypercall::hypercall(&call, xen_abi::hypercall::GRANT_TABLE_OP, &mut args), Outcome::Continue));
     let resumed_at = args[0] >> GNTTABOP_CONTINUATION_ARG_SHIFT;

@@ -22,15 +22,23 @@ use xen_abi::memory::*;
 const G1: Gfn = Gfn(GUEST_GNTTAB_GFN);
 const G2: Gfn = Gfn(GUEST_GNTTAB_GFN + 1);
 
+/// A model thread with room for the debug build's deeper stacks (the lock-order checker).
+fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> thread::JoinHandle<T> {
+    thread::Builder::new().stack_size(1 << 20).spawn(f).expect("spawn a model thread")
+}
+
 /// Explore every interleaving up to the preemption bound; returns how many were run.
 fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     RUNS.store(0, std::sync::atomic::Ordering::SeqCst);
     let mut b = loom::model::Builder::new();
     b.preemption_bound = Some(3);
+    let f = Arc::new(f);
     b.check(move || {
         RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        f()
+        // The model's main thread has a small stack: run the scenario on one with room.
+        let f = f.clone();
+        spawn(move || f()).join().expect("model thread panicked")
     });
     let n = RUNS.load(std::sync::atomic::Ordering::SeqCst);
     println!("{name}: {n} interleavings explored");
@@ -70,9 +78,9 @@ fn racing_maps_of_one_frame_at_two_gfns_and_a_remove() {
     model("map/map/remove", || {
         let (m, d) = world();
         let (m1, d1) = (m.clone(), d.clone());
-        let t1 = thread::spawn(move || add(&m1, &d1, XENMAPSPACE_GRANT_TABLE, 0, G1));
+        let t1 = spawn(move || add(&m1, &d1, XENMAPSPACE_GRANT_TABLE, 0, G1));
         let (m2, d2) = (m.clone(), d.clone());
-        let t2 = thread::spawn(move || add(&m2, &d2, XENMAPSPACE_GRANT_TABLE, 0, G2));
+        let t2 = spawn(move || add(&m2, &d2, XENMAPSPACE_GRANT_TABLE, 0, G2));
         let r3 = remove_from_physmap_one(&m.hv, &d, G1);
         let (r1, r2) = (t1.join().unwrap(), t2.join().unwrap());
         // Exactly one map wins while the frame is mapped; the loser sees -EBUSY — unless
@@ -94,9 +102,9 @@ fn growth_races_with_mapping_new_frames() {
     model("grow/map/map", || {
         let (m, d) = world();
         let (m1, d1) = (m.clone(), d.clone());
-        let t1 = thread::spawn(move || add(&m1, &d1, XENMAPSPACE_GRANT_TABLE, 2, G1));
+        let t1 = spawn(move || add(&m1, &d1, XENMAPSPACE_GRANT_TABLE, 2, G1));
         let (m2, d2) = (m.clone(), d.clone());
-        let t2 = thread::spawn(move || {
+        let t2 = spawn(move || {
             let mut st = d2.grant.write();
             d2.grant.grow(&m2.hv.mm, &mut st, 2)
         });
@@ -120,9 +128,9 @@ fn shared_info_map_races_with_teardown() {
         let (m, d) = world();
         let free0 = m.hv.mm.heap.free_frames();
         let (m1, d1) = (m.clone(), d.clone());
-        let t1 = thread::spawn(move || add(&m1, &d1, XENMAPSPACE_SHARED_INFO, 0, G1));
+        let t1 = spawn(move || add(&m1, &d1, XENMAPSPACE_SHARED_INFO, 0, G1));
         let (m2, d2) = (m.clone(), d.clone());
-        let t2 = thread::spawn(move || add(&m2, &d2, XENMAPSPACE_GRANT_TABLE, 0, G2));
+        let t2 = spawn(move || add(&m2, &d2, XENMAPSPACE_GRANT_TABLE, 0, G2));
         m.hv.destroy_domain(&d);
         let (r1, r2) = (t1.join().unwrap(), t2.join().unwrap());
         for r in [r1, r2] {

@@ -233,10 +233,13 @@ impl World {
                 let want = md.at.get(&gfn).map(|&f| self.mfn_of(dom, f));
                 prop_assert_eq!(got, want, "d{} gfn {:#x}", dom, gfn);
             }
-            // Stored GFNs, read under the P2M lock.
+            // Stored GFNs, read under the P2M lock (the frames are looked up before it is
+            // taken: grant table -> P2M).
+            let frames: Vec<Mfn> = (0..md.nr_frames).map(|i| self.mfn_of(dom, Frame::Grant(i))).collect();
             let w = g.d.p2m.read(&hv.mm);
-            for i in 0..md.nr_frames {
-                let stored = hv.mm.frames.xenheap_gfn(self.mfn_of(dom, Frame::Grant(i)), &w);
+            for (i, &f) in frames.iter().enumerate() {
+                let i = i as u32;
+                let stored = hv.mm.frames.xenheap_gfn(f, &w);
                 prop_assert_eq!(stored, md.gfn_of.get(&Frame::Grant(i)).map(|&g| Gfn(g)));
             }
             let stored = hv.mm.frames.xenheap_gfn(g.d.shared_info, &w);

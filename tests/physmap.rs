@@ -204,8 +204,7 @@ fn continuation_of_a_batch_resumes_where_it_stopped() {
         errs: ARRAY + 16 * n,
     };
     g.put(hv, ARG, &b);
-    let console = |_: &[u8]| {};
-    let call = granite::hypercall::Call { hv, d: &g.d, va: &granite::hypercall::IdentityVa, console: &console };
+    let call = granite::hypercall::Call::new(hv, &g.d, 0, &granite::hypercall::IdentityVa);
     let mut args = [XENMEM_ADD_TO_PHYSMAP_BATCH, ARG, 0, 0, 0];
     assert_eq!(granite::hypercall::hypercall(&call, hc::MEMORY_OP, &mut args), Outcome::Continue);
     assert_eq!(args[0] & MEMOP_CMD_MASK, XENMEM_ADD_TO_PHYSMAP_BATCH);
@@ -451,8 +450,7 @@ fn guest_pointers_are_translated_under_the_p2m_read_lock() {
     let (m, g) = setup(Options::default());
     let hv = &m.hv;
     let va = Recorder { d: &g.d, calls: Cell::new(0), unlocked: Cell::new(0) };
-    let console = |_: &[u8]| {};
-    let call = Call { hv, d: &g.d, va: &va, console: &console };
+    let call = Call::new(hv, &g.d, 0, &va);
     let x = XenAddToPhysmap { domid: DOMID_SELF, size: 0, space: XENMAPSPACE_GRANT_TABLE, idx: 0, gpfn: G1 };
     g.put(hv, ARG, &x);
     let mut args = [XENMEM_ADD_TO_PHYSMAP, ARG, 0, 0, 0];

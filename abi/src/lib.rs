@@ -275,21 +275,55 @@ pub mod gnttab {
     pub const GNTTAB_CACHE_INVAL: u32 = 1 << 1;
     pub const GNTTAB_CACHE_SOURCE_GREF: u32 = 1 << 31;
 
-    // Status codes (`GNTST_*`).
-    pub const GNTST_OKAY: i16 = 0;
-    pub const GNTST_GENERAL_ERROR: i16 = -1;
-    pub const GNTST_BAD_DOMAIN: i16 = -2;
-    pub const GNTST_BAD_GNTREF: i16 = -3;
-    pub const GNTST_BAD_HANDLE: i16 = -4;
-    pub const GNTST_BAD_VIRT_ADDR: i16 = -5;
-    pub const GNTST_BAD_DEV_ADDR: i16 = -6;
-    pub const GNTST_NO_DEVICE_SPACE: i16 = -7;
-    pub const GNTST_PERMISSION_DENIED: i16 = -8;
-    pub const GNTST_BAD_PAGE: i16 = -9;
-    pub const GNTST_BAD_COPY_ARG: i16 = -10;
-    pub const GNTST_ADDRESS_TOO_BIG: i16 = -11;
-    pub const GNTST_EAGAIN: i16 = -12;
-    pub const GNTST_NO_SPACE: i16 = -13;
+    /// A grant-table status code (`GNTST_*`): what the hypervisor writes in an operation's
+    /// `status` field. ABI structures keep the raw `i16` (a guest may write anything there).
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    #[repr(transparent)]
+    pub struct GntSt(pub i16);
+
+    impl GntSt {
+        pub const OKAY: GntSt = GntSt(0);
+        pub const GENERAL_ERROR: GntSt = GntSt(-1);
+        pub const BAD_DOMAIN: GntSt = GntSt(-2);
+        pub const BAD_GNTREF: GntSt = GntSt(-3);
+        pub const BAD_HANDLE: GntSt = GntSt(-4);
+        pub const BAD_VIRT_ADDR: GntSt = GntSt(-5);
+        pub const BAD_DEV_ADDR: GntSt = GntSt(-6);
+        pub const NO_DEVICE_SPACE: GntSt = GntSt(-7);
+        pub const PERMISSION_DENIED: GntSt = GntSt(-8);
+        pub const BAD_PAGE: GntSt = GntSt(-9);
+        pub const BAD_COPY_ARG: GntSt = GntSt(-10);
+        pub const ADDRESS_TOO_BIG: GntSt = GntSt(-11);
+        pub const EAGAIN: GntSt = GntSt(-12);
+        pub const NO_SPACE: GntSt = GntSt(-13);
+
+        /// The status an operation's result gives: okay, or the error.
+        pub fn of(r: Result<(), GntSt>) -> i16 {
+            match r {
+                Ok(()) => GntSt::OKAY.0,
+                Err(s) => s.0,
+            }
+        }
+        pub fn name(self) -> &'static str {
+            status_name(self.0)
+        }
+    }
+
+    // Status codes as raw values (what guests compare their `status` fields with).
+    pub const GNTST_OKAY: i16 = GntSt::OKAY.0;
+    pub const GNTST_GENERAL_ERROR: i16 = GntSt::GENERAL_ERROR.0;
+    pub const GNTST_BAD_DOMAIN: i16 = GntSt::BAD_DOMAIN.0;
+    pub const GNTST_BAD_GNTREF: i16 = GntSt::BAD_GNTREF.0;
+    pub const GNTST_BAD_HANDLE: i16 = GntSt::BAD_HANDLE.0;
+    pub const GNTST_BAD_VIRT_ADDR: i16 = GntSt::BAD_VIRT_ADDR.0;
+    pub const GNTST_BAD_DEV_ADDR: i16 = GntSt::BAD_DEV_ADDR.0;
+    pub const GNTST_NO_DEVICE_SPACE: i16 = GntSt::NO_DEVICE_SPACE.0;
+    pub const GNTST_PERMISSION_DENIED: i16 = GntSt::PERMISSION_DENIED.0;
+    pub const GNTST_BAD_PAGE: i16 = GntSt::BAD_PAGE.0;
+    pub const GNTST_BAD_COPY_ARG: i16 = GntSt::BAD_COPY_ARG.0;
+    pub const GNTST_ADDRESS_TOO_BIG: i16 = GntSt::ADDRESS_TOO_BIG.0;
+    pub const GNTST_EAGAIN: i16 = GntSt::EAGAIN.0;
+    pub const GNTST_NO_SPACE: i16 = GntSt::NO_SPACE.0;
 
     /// Name of a GNTST code, for result lines.
     pub fn status_name(s: i16) -> &'static str {
@@ -488,6 +522,16 @@ pub struct GnttabGetVersion {
 const_assert_eq!(size_of::<GnttabGetVersion>(), 8);
 const_assert_eq!(offset_of!(GnttabGetVersion, version), 4);
 
+/// `struct gnttab_dump_table`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabDumpTable {
+    pub dom: DomId,
+    pub status: i16,
+}
+const_assert_eq!(size_of::<GnttabDumpTable>(), 4);
+const_assert_eq!(offset_of!(GnttabDumpTable, status), 2);
+
 /// `struct gnttab_cache_flush`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -580,7 +624,9 @@ pub mod psci {
     pub const PSCI_VERSION: u32 = 0x8400_0000;
     pub const PSCI_CPU_SUSPEND_64: u32 = 0xC400_0001;
     pub const PSCI_CPU_OFF: u32 = 0x8400_0002;
+    pub const PSCI_CPU_ON_32: u32 = 0x8400_0003;
     pub const PSCI_CPU_ON_64: u32 = 0xC400_0003;
+    pub const PSCI_AFFINITY_INFO_32: u32 = 0x8400_0004;
     pub const PSCI_AFFINITY_INFO_64: u32 = 0xC400_0004;
     pub const PSCI_MIGRATE_INFO_TYPE: u32 = 0x8400_0006;
     pub const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;

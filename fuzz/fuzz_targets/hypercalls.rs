@@ -91,8 +91,7 @@ impl World {
     }
     fn call(&self, who: usize, op: u64, args: [u64; 5]) {
         let Some(g) = &self.guests[who] else { return };
-        let console = |_: &[u8]| {};
-        let c = Call { hv: self.hv(), d: &g.d, va: &IdentityVa, console: &console };
+            let c = Call::new(self.hv(), &g.d, 0, &IdentityVa);
         let mut a = args;
         for _ in 0..10_000 {
             match hypercall::hypercall(&c, op, &mut a) {

@@ -79,8 +79,9 @@ pub struct Dom0Plan {
     pub grant_frames: u32,
     pub extended: Vec<Range>,
     pub evtchn_ppi: u32,
-    /// vCPUs dom0 gets (set by the caller once it knows how many CPUs are online).
-    pub vcpus: u32,
+    /// The physical CPU of each of dom0's vCPUs (set by the caller once it knows which CPUs
+    /// are online; vCPU 0 on CPU 0 by default).
+    pub pcpus: Vec<usize>,
     /// The host devices' MMIO, mapped 1:1 (page aligned, merged).
     pub passthrough: Vec<Range>,
 }
@@ -131,7 +132,17 @@ pub fn plan(bm: &mut BootMem, plat: &Platform, inp: &PlanInputs) -> Result<Dom0P
     }
     let evtchn_ppi = layout::evtchn_ppi(&used).unwrap_or(31);
     let passthrough = mmio.to_vec();
-    Ok(Dom0Plan { header, banks, placement, grant, grant_frames, extended, evtchn_ppi, vcpus: 1, passthrough })
+    Ok(Dom0Plan {
+        header,
+        banks,
+        placement,
+        grant,
+        grant_frames,
+        extended,
+        evtchn_ppi,
+        pcpus: Vec::from([0]),
+        passthrough,
+    })
 }
 
 /// Page-aligned `[start, end)` of a region (rounded outwards).
@@ -197,6 +208,32 @@ impl MmioMap {
     pub fn direct(r: Range) -> Self {
         MmioMap { gpa: r.start, pa: r.start, size: r.len() }
     }
+}
+
+/// The devices the hypervisor keeps from dom0: the interrupt controller (all its regions) and
+/// the console UART (`console`: its register window).
+pub fn kept_devices(p: &Platform, console: Option<Region>) -> Vec<Region> {
+    let mut kept = Vec::new();
+    if let Some(g) = &p.gic {
+        kept.push(g.dist);
+        kept.extend(g.redist.iter());
+        kept.extend([g.cpu_if, g.hyp_if, g.vcpu_if].iter().flatten());
+        kept.extend(g.its.iter());
+    }
+    kept.extend(console);
+    kept
+}
+
+/// MMIO dom0 may map itself (`XENMAPSPACE_dev_mmio`), as machine frame ranges `[start, end)`:
+/// every frame of the `ipa_bits` address space that is neither RAM nor a device the
+/// hypervisor keeps ([`kept_devices`]).
+pub fn iomem(p: &Platform, console: Option<Region>, ipa_bits: u32) -> Vec<(u64, u64)> {
+    let mut kept: Vec<Range> = p.memory.iter().map(pages).collect();
+    kept.extend(kept_devices(p, console).iter().map(pages));
+    layout::subtract(&[Range { start: 0, end: 1 << ipa_bits }], &kept)
+        .iter()
+        .map(|x| (x.start >> 12, x.end >> 12))
+        .collect()
 }
 
 /// The GICv2 virtual CPU interface (GICV) at the guest-physical address of the CPU interface
@@ -266,6 +303,7 @@ pub fn build(
     cfg.max_grant_frames = plan.grant_frames;
     // The hardware domain takes its stage-2 tables from the heap, unbounded (as on Xen).
     cfg.p2m_table_limit = u64::MAX;
+    cfg.pcpus = plan.pcpus.clone();
     let d = hv.create_domain(cfg).map_err(Dom0Error::Create)?;
     let mm = &hv.mm;
     {
@@ -313,7 +351,7 @@ pub fn build(
         memory: &memory,
         bootargs: cmdline,
         initrd: pl.initrd,
-        vcpus: plan.vcpus,
+        vcpus: plan.pcpus.len() as u32,
         gic: fdt::GicNode {
             compatible: Vec::from([gic.compatible.to_string()]),
             reg: gic_reg,

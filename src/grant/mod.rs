@@ -7,9 +7,12 @@
 //!   `PageInfo::type_info`, protected by the domain's P2M lock (see `crate::LOCK_ORDER`).
 //! * Active entries record the pins of grants other domains (or the domain itself) have
 //!   mapped; the maptrack records a domain's own mappings of grants, by handle.
+//! * Pinning granted frames for mappings and copies, and releasing them: [`pin`].
+
+pub mod pin;
 
 use crate::mm::Mm;
-use crate::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use crate::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, rank};
 use crate::types::{DomId, Errno, Mfn, Result};
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
@@ -128,8 +131,14 @@ impl GrantTable {
         let gt = GrantTable {
             owner,
             max_frames,
-            state: RwLock::new(GtState { version: 1, frames: Vec::new(), active: Vec::new(), destroyed: false }),
-            maptrack: Mutex::new(Maptrack { entries: Vec::new(), free: Vec::new(), limit: max_maptrack }),
+            state: RwLock::new(
+                rank::GRANT,
+                GtState { version: 1, frames: Vec::new(), active: Vec::new(), destroyed: false },
+            ),
+            maptrack: Mutex::new(
+                rank::MAPTRACK,
+                Maptrack { entries: Vec::new(), free: Vec::new(), limit: max_maptrack },
+            ),
         };
         gt.grow(mm, &mut gt.state.write(), INITIAL_NR_GRANT_FRAMES)?;
         Ok(gt)
@@ -205,14 +214,18 @@ impl GrantTable {
     }
 
     pub fn set_handle(&self, handle: u32, e: MaptrackEntry) {
-        self.maptrack.lock().entries[handle as usize] = e;
+        if let Some(slot) = self.maptrack.lock().entries.get_mut(handle as usize) {
+            *slot = e;
+        }
     }
 
     /// Return a handle (its mapping fully gone) to the free list.
     pub fn put_handle(&self, handle: u32) {
         let mut mt = self.maptrack.lock();
-        mt.entries[handle as usize] = MaptrackEntry::default();
-        mt.free.push(handle);
+        if let Some(slot) = mt.entries.get_mut(handle as usize) {
+            *slot = MaptrackEntry::default();
+            mt.free.push(handle);
+        }
     }
 
     /// Take every live handle out of the maptrack (domain teardown).
@@ -248,20 +261,20 @@ pub fn set_status(
     ldom: DomId,
     readonly: bool,
     pinned: bool,
-) -> core::result::Result<(), i16> {
-    let addr = st.entry_addr(gref).ok_or(GNTST_GENERAL_ERROR)?;
+) -> core::result::Result<(), GntSt> {
+    let addr = st.entry_addr(gref).ok_or(GntSt::GENERAL_ERROR)?;
     // flags (u16) and domid (u16) are updated together as one 32-bit word.
     let word = mm.phys.atomic_u32(addr);
     let mut cur = word.load(Ordering::Acquire);
     for _ in 0..GUEST_CMPXCHG_RETRIES {
         let (flags, domid) = (cur as u16, (cur >> 16) as u16);
         if !pinned && ((flags & (GTF_TYPE_MASK | GTF_SUB_PAGE)) != GTF_PERMIT_ACCESS || domid != ldom) {
-            return Err(GNTST_GENERAL_ERROR);
+            return Err(GntSt::GENERAL_ERROR);
         }
         let mut new = flags | GTF_READING;
         if !readonly {
             if flags & GTF_READONLY != 0 {
-                return Err(GNTST_GENERAL_ERROR);
+                return Err(GntSt::GENERAL_ERROR);
             }
             new |= GTF_WRITING;
         }
@@ -272,7 +285,7 @@ pub fn set_status(
         }
     }
     // The guest keeps changing the entry under us.
-    Err(GNTST_GENERAL_ERROR)
+    Err(GntSt::GENERAL_ERROR)
 }
 
 /// Clear `mask` in the flags of shared entry `gref`, with a bounded loop (XSA-295). A guest

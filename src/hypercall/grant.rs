@@ -5,9 +5,8 @@
 
 use super::{Call, Outcome};
 use crate::domain::Domain;
-use crate::grant::{
-    self, GNTPIN_DEVW_MASK, GNTPIN_HSTR_INC, GNTPIN_HSTW_INC, GNTPIN_HSTW_MASK, GNTPIN_OVERFLOW, MaptrackEntry,
-};
+use crate::grant::MaptrackEntry;
+use crate::grant::pin::{self, Pinned};
 use crate::hv::{DomRef, Hypervisor};
 use crate::p2m::P2mType;
 use crate::tlb::CacheOp;
@@ -39,17 +38,17 @@ pub fn grant_table_op(c: &Call, args: &mut [u64; 5]) -> Outcome {
         }),
         GNTTABOP_UNMAP_GRANT_REF => each(c, args, size_of::<GnttabUnmapGrantRef>(), |c, va| {
             let mut op: GnttabUnmapGrantRef = c.mem().read(va)?;
-            op.status = unmap_grant_ref(c.hv, c.d, op.host_addr, 0, op.dev_bus_addr, op.handle);
+            op.status = GntSt::of(unmap_grant_ref(c.hv, c.d, op.host_addr, 0, op.dev_bus_addr, op.handle));
             c.mem().write(va, &op)
         }),
         GNTTABOP_UNMAP_AND_REPLACE => each(c, args, size_of::<GnttabUnmapAndReplace>(), |c, va| {
             let mut op: GnttabUnmapAndReplace = c.mem().read(va)?;
-            op.status = unmap_grant_ref(c.hv, c.d, op.host_addr, op.new_addr, 0, op.handle);
+            op.status = GntSt::of(unmap_grant_ref(c.hv, c.d, op.host_addr, op.new_addr, 0, op.handle));
             c.mem().write(va, &op)
         }),
         GNTTABOP_COPY => each(c, args, size_of::<GnttabCopy>(), |c, va| {
             let mut op: GnttabCopy = c.mem().read(va)?;
-            op.status = copy(c, &op);
+            op.status = GntSt::of(copy(c, &op));
             c.mem().write(va, &op)
         }),
         GNTTABOP_SETUP_TABLE => single(count, || setup_table(c, uop)),
@@ -60,7 +59,7 @@ pub fn grant_table_op(c: &Call, args: &mut [u64; 5]) -> Outcome {
         GNTTABOP_DUMP_TABLE => single(count, || dump_table(c, uop)),
         GNTTABOP_SWAP_GRANT_REF => each(c, args, size_of::<GnttabSwapGrantRef>(), |c, va| {
             let mut op: GnttabSwapGrantRef = c.mem().read(va)?;
-            op.status = swap_grant_ref(c.hv, c.d, op.ref_a, op.ref_b);
+            op.status = GntSt::of(swap_grant_ref(c.hv, c.d, op.ref_a, op.ref_b));
             c.mem().write(va, &op)
         }),
         GNTTABOP_CACHE_FLUSH => cache_flush_ops(c, args),
@@ -216,16 +215,6 @@ fn flush_owned_or_granted(
     Err(Errno::EINVAL)
 }
 
-/// `struct gnttab_dump_table`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DumpTable {
-    pub dom: DomId,
-    pub status: i16,
-}
-// SAFETY: two contiguous 16-bit fields.
-unsafe impl super::Pod for DumpTable {}
-
 // ---- map / unmap ----------------------------------------------------------------------------
 
 fn map_grant_ref(hv: &Hypervisor, ld: &Arc<Domain>, op: &mut GnttabMapGrantRef) {
@@ -233,121 +222,42 @@ fn map_grant_ref(hv: &Hypervisor, ld: &Arc<Domain>, op: &mut GnttabMapGrantRef) 
         Ok((handle, mfn)) => {
             op.handle = handle;
             op.dev_bus_addr = mfn.addr();
-            op.status = GNTST_OKAY;
+            op.status = GntSt::OKAY.0;
         }
-        Err(s) => op.status = s,
+        Err(s) => op.status = s.0,
     }
 }
 
-fn map_inner(hv: &Hypervisor, ld: &Arc<Domain>, op: &GnttabMapGrantRef) -> Result<(u32, Mfn), i16> {
+fn map_inner(hv: &Hypervisor, ld: &Arc<Domain>, op: &GnttabMapGrantRef) -> Result<(u32, Mfn), GntSt> {
     if op.flags & (GNTMAP_DEVICE_MAP | GNTMAP_HOST_MAP) == 0 {
-        return Err(GNTST_BAD_GNTREF);
+        return Err(GntSt::BAD_GNTREF);
     }
     // Translated guests only have host mappings (Xen: "No device mapping in HVM domain").
     if op.flags & (GNTMAP_DEVICE_MAP | GNTMAP_APPLICATION_MAP | GNTMAP_CONTAINS_PTE) != 0 {
-        return Err(GNTST_GENERAL_ERROR);
+        return Err(GntSt::GENERAL_ERROR);
     }
-    let rd = hv.domain_or_caller(ld, op.dom).ok_or(GNTST_BAD_DOMAIN)?;
-    let handle = ld.grant.get_handle().ok_or(GNTST_NO_DEVICE_SPACE)?;
+    let rd = hv.domain_or_caller(ld, op.dom).ok_or(GntSt::BAD_DOMAIN)?;
+    let handle = ld.grant.get_handle().ok_or(GntSt::NO_DEVICE_SPACE)?;
     let readonly = op.flags & GNTMAP_READONLY != 0;
-    let (mfn, cache) = match pin(hv, &rd, op.ref_, ld.id, readonly) {
-        Ok(x) => x,
+    let Pinned { mfn, cache_flags } = match pin::pin(&hv.mm, &rd.grant, &rd.p2m, op.ref_, ld.id, readonly) {
+        Ok(p) => p,
         Err(s) => {
             ld.grant.put_handle(handle);
             return Err(s);
         }
     };
     // The host mapping, in the mapping domain's P2M, with the grant-map type.
-    let ok = cache == 0 && (op.flags & !GNTMAP_READONLY) == GNTMAP_HOST_MAP && {
+    let ok = cache_flags == 0 && (op.flags & !GNTMAP_READONLY) == GNTMAP_HOST_MAP && {
         let ty = if readonly { P2mType::GrantMapRo } else { P2mType::GrantMapRw };
         ld.p2m.write(&hv.mm).insert(Gfn::from_addr(op.host_addr), 1, mfn, ty).is_ok()
     };
     if !ok {
-        unpin(hv, &rd, op.ref_, readonly, mfn);
+        pin::unpin(&hv.mm, &rd.grant, op.ref_, readonly, mfn);
         ld.grant.put_handle(handle);
-        return Err(GNTST_GENERAL_ERROR);
+        return Err(GntSt::GENERAL_ERROR);
     }
     ld.grant.set_handle(handle, MaptrackEntry { flags: op.flags, domid: rd.id, gref: op.ref_ });
     Ok((handle, mfn))
-}
-
-/// Pin grant `gref` of `rd` for `ldom` and take one page reference for the new mapping.
-/// Returns the frame and the entry's cache attribute flags.
-fn pin(hv: &Hypervisor, rd: &Domain, gref: u32, ldom: DomId, readonly: bool) -> Result<(Mfn, u16), i16> {
-    let mm = &hv.mm;
-    let mut st = rd.grant.write();
-    if gref >= st.nr_entries() {
-        return Err(GNTST_BAD_GNTREF);
-    }
-    let act = *st.active(gref).unwrap();
-    if act.pin != 0 && (act.domid != ldom || act.pin & GNTPIN_OVERFLOW != 0) {
-        return Err(GNTST_GENERAL_ERROR);
-    }
-    let mut got_ref = false;
-    if act.pin == 0 || (!readonly && act.pin & (GNTPIN_HSTW_MASK | GNTPIN_DEVW_MASK) == 0) {
-        grant::set_status(mm, &st, gref, ldom, readonly, act.pin != 0)?;
-        if act.pin == 0 {
-            let gfn = grant::entry_frame(mm, &st, gref).unwrap_or(0) as u64;
-            match get_paged_frame(hv, rd, gfn, readonly) {
-                Ok(mfn) => {
-                    *st.active_mut(gref).unwrap() = grant::ActiveEntry { pin: 0, domid: ldom, gfn, mfn };
-                    got_ref = true;
-                }
-                Err(s) => {
-                    if !readonly {
-                        grant::clear_flags(mm, &st, gref, GTF_WRITING);
-                    }
-                    grant::clear_flags(mm, &st, gref, GTF_READING);
-                    return Err(s);
-                }
-            }
-        }
-    }
-    let a = st.active_mut(gref).unwrap();
-    let mfn = a.mfn;
-    if !got_ref && !mm.get_page(mfn, rd.id) {
-        return Err(GNTST_GENERAL_ERROR);
-    }
-    a.pin += if readonly { GNTPIN_HSTR_INC } else { GNTPIN_HSTW_INC };
-    let cache = grant::entry_flags(mm, &st, gref) & (GTF_PAT | GTF_PWT | GTF_PCD);
-    Ok((mfn, cache))
-}
-
-/// Undo one pin of `gref` (the mapping failed, was unmapped, or its domain died).
-fn unpin(hv: &Hypervisor, rd: &Domain, gref: u32, readonly: bool, mfn: Mfn) {
-    let mut st = rd.grant.write();
-    unpin_locked(&hv.mm, &mut st, gref, readonly);
-    drop(st);
-    hv.mm.put_page(mfn);
-}
-
-/// [`unpin`] with `rd`'s grant lock held, except the page reference, which the caller drops
-/// after unlocking.
-fn unpin_locked(mm: &crate::mm::Mm, st: &mut grant::GtState, gref: u32, readonly: bool) {
-    if let Some(a) = st.active_mut(gref) {
-        a.pin -= if readonly { GNTPIN_HSTR_INC } else { GNTPIN_HSTW_INC };
-        let pin = a.pin;
-        if !readonly && pin & (GNTPIN_HSTW_MASK | GNTPIN_DEVW_MASK) == 0 {
-            grant::clear_flags(mm, st, gref, GTF_WRITING);
-        }
-        if pin == 0 {
-            grant::clear_flags(mm, st, gref, GTF_READING);
-        }
-    }
-}
-
-/// The frame behind GFN `gfn` of `rd`, with a reference (Xen's `get_paged_frame`).
-fn get_paged_frame(hv: &Hypervisor, rd: &Domain, gfn: u64, readonly: bool) -> Result<Mfn, i16> {
-    let r = rd.p2m.read(&hv.mm);
-    let m = r.lookup(Gfn(gfn)).ok_or(GNTST_BAD_PAGE)?;
-    if m.ty.is_foreign() {
-        // The page belongs to a third domain: Xen refuses to pin it.
-        return Err(GNTST_GENERAL_ERROR);
-    }
-    if !m.ty.is_ram() || (!readonly && m.ty == P2mType::RamRo) || !hv.mm.get_page(m.mfn, rd.id) {
-        return Err(GNTST_BAD_PAGE);
-    }
-    Ok(m.mfn)
 }
 
 fn unmap_grant_ref(
@@ -357,54 +267,41 @@ fn unmap_grant_ref(
     new_addr: u64,
     dev_bus_addr: u64,
     handle: u32,
-) -> i16 {
-    let Some(e) = ld.grant.maptrack().get(handle) else { return GNTST_BAD_HANDLE };
-    let Some(rd) = hv.domain_any_state_or_caller(ld, e.domid) else { return GNTST_BAD_DOMAIN };
+) -> Result<(), GntSt> {
+    let e = ld.grant.maptrack().get(handle).ok_or(GntSt::BAD_HANDLE)?;
+    let rd = hv.domain_any_state_or_caller(ld, e.domid).ok_or(GntSt::BAD_DOMAIN)?;
     let mm = &hv.mm;
     let mut st = rd.grant.write();
     // Another vCPU may have unmapped it while we were not holding the lock.
     if ld.grant.maptrack().get(handle) != Some(e) {
-        return GNTST_BAD_HANDLE;
+        return Err(GntSt::BAD_HANDLE);
     }
-    let Some(act) = st.active(e.gref).copied() else { return GNTST_GENERAL_ERROR };
+    let act = st.active(e.gref).copied().ok_or(GntSt::GENERAL_ERROR)?;
     if dev_bus_addr != 0 && e.flags & GNTMAP_DEVICE_MAP != 0 && dev_bus_addr != act.mfn.addr() {
-        return GNTST_BAD_DEV_ADDR;
+        return Err(GntSt::BAD_DEV_ADDR);
     }
     if host_addr == 0 || e.flags & GNTMAP_HOST_MAP == 0 {
-        return GNTST_OKAY;
+        return Ok(());
     }
     // Arm's replace_grant_host_mapping: no replacement address, and the GFN must still hold
     // this grant's mapping (Xen 4.17 also accepts an empty GFN there and releases the grant
     // while it stays mapped elsewhere: refused here, the handle stays).
     if new_addr != 0 || ld.p2m.write(mm).remove_grant(Gfn::from_addr(host_addr), act.mfn).is_err() {
-        return GNTST_GENERAL_ERROR;
+        return Err(GntSt::GENERAL_ERROR);
     }
     ld.grant.put_handle(handle);
-    unpin_locked(mm, &mut st, e.gref, e.flags & GNTMAP_READONLY != 0);
+    pin::unpin_locked(mm, &mut st, e.gref, e.flags & GNTMAP_READONLY != 0);
     drop(st);
     mm.put_page(act.mfn);
-    GNTST_OKAY
-}
-
-/// Teardown of a mapping domain: release one of its grant mappings (its P2M is already gone).
-pub fn release_mapping(hv: &Hypervisor, _ld: &Domain, _handle: u32, e: MaptrackEntry) {
-    if e.flags & GNTMAP_HOST_MAP == 0 {
-        return;
-    }
-    let Some(rd) = hv.domain_any_state(e.domid) else { return };
-    let mfn = match rd.grant.read().active(e.gref) {
-        Some(a) => a.mfn,
-        None => return,
-    };
-    unpin(hv, &rd, e.gref, e.flags & GNTMAP_READONLY != 0, mfn);
+    Ok(())
 }
 
 // ---- table queries ------------------------------------------------------------------------
 
-fn target<'a>(c: &Call<'a>, dom: DomId) -> Result<DomRef<'a>, i16> {
-    let d = c.hv.lookup(c.d, dom).ok_or(GNTST_BAD_DOMAIN)?;
+fn target<'a>(c: &Call<'a>, dom: DomId) -> Result<DomRef<'a>, GntSt> {
+    let d = c.hv.lookup(c.d, dom).ok_or(GntSt::BAD_DOMAIN)?;
     if !c.d.controls(&d) {
-        return Err(GNTST_PERMISSION_DENIED);
+        return Err(GntSt::PERMISSION_DENIED);
     }
     Ok(d)
 }
@@ -414,11 +311,11 @@ fn setup_table(c: &Call, uop: u64) -> crate::types::Result<()> {
     let mut op: GnttabSetupTable = mem.read(uop)?;
     let gfns = target(c, op.dom).and_then(|d| {
         if op.nr_frames > d.grant.max_frames() {
-            return Err(GNTST_GENERAL_ERROR);
+            return Err(GntSt::GENERAL_ERROR);
         }
         let mut st = d.grant.write();
         // (grow refuses a table destroyed by a concurrent teardown)
-        d.grant.grow(&c.hv.mm, &mut st, op.nr_frames).map_err(|_| GNTST_GENERAL_ERROR)?;
+        d.grant.grow(&c.hv.mm, &mut st, op.nr_frames).map_err(|_| GntSt::GENERAL_ERROR)?;
         // The stored GFN of each frame, read under the domain's P2M lock (grant -> P2M).
         let p2m = d.p2m.read(&c.hv.mm);
         Ok(st.frames()[..op.nr_frames as usize]
@@ -426,32 +323,23 @@ fn setup_table(c: &Call, uop: u64) -> crate::types::Result<()> {
             .map(|&f| c.hv.mm.frames.xenheap_gfn(f, &p2m).unwrap_or(Gfn::INVALID).0)
             .collect::<Vec<u64>>())
     });
-    op.status = match gfns {
-        Ok(gfns) => {
-            let mut s = GNTST_OKAY;
-            for (i, g) in gfns.iter().enumerate() {
-                if mem.write_elem(op.frame_list, i as u64, g).is_err() {
-                    s = GNTST_BAD_VIRT_ADDR;
-                    break;
-                }
+    op.status = GntSt::of(gfns.and_then(|gfns| {
+        for (i, g) in gfns.iter().enumerate() {
+            if mem.write_elem(op.frame_list, i as u64, g).is_err() {
+                return Err(GntSt::BAD_VIRT_ADDR);
             }
-            s
         }
-        Err(s) => s,
-    };
+        Ok(())
+    }));
     mem.write(uop, &op)
 }
 
 fn query_size(c: &Call, uop: u64) -> crate::types::Result<()> {
     let mut op: GnttabQuerySize = c.mem().read(uop)?;
-    match target(c, op.dom) {
-        Ok(d) => {
-            op.nr_frames = d.grant.read().nr_frames();
-            op.max_nr_frames = d.grant.max_frames();
-            op.status = GNTST_OKAY;
-        }
-        Err(s) => op.status = s,
-    }
+    op.status = GntSt::of(target(c, op.dom).map(|d| {
+        op.nr_frames = d.grant.read().nr_frames();
+        op.max_nr_frames = d.grant.max_frames();
+    }));
     c.mem().write(uop, &op)
 }
 
@@ -480,46 +368,42 @@ fn get_version(c: &Call, uop: u64) -> crate::types::Result<()> {
 fn get_status_frames(c: &Call, uop: u64) -> crate::types::Result<()> {
     let mut op: GnttabGetStatusFrames = c.mem().read(uop)?;
     // Status frames exist only in v2, which Arm does not offer.
-    op.status = match target(c, op.dom) {
-        Ok(_) => GNTST_GENERAL_ERROR,
-        Err(s) => s,
-    };
+    op.status = GntSt::of(target(c, op.dom).and(Err(GntSt::GENERAL_ERROR)));
     c.mem().write(uop, &op)
 }
 
 fn dump_table(c: &Call, uop: u64) -> crate::types::Result<()> {
-    let mut op: DumpTable = c.mem().read(uop)?;
-    op.status = match target(c, op.dom) {
-        Ok(d) => {
-            let st = d.grant.read();
-            let pinned = st.active_entries().iter().filter(|a| a.pin != 0).count();
-            log::info!("d{} grant table: v{}, {} frames, {} entries pinned", d.id, st.version, st.nr_frames(), pinned);
-            GNTST_OKAY
-        }
-        Err(s) => s,
-    };
+    let mut op: GnttabDumpTable = c.mem().read(uop)?;
+    op.status = GntSt::of(target(c, op.dom).map(|d| {
+        let st = d.grant.read();
+        let pinned = st.active_entries().iter().filter(|a| a.pin != 0).count();
+        log::info!("d{} grant table: v{}, {} frames, {} entries pinned", d.id, st.version, st.nr_frames(), pinned);
+    }));
     c.mem().write(uop, &op)
 }
 
-fn swap_grant_ref(hv: &Hypervisor, d: &Domain, a: u32, b: u32) -> i16 {
+fn swap_grant_ref(hv: &Hypervisor, d: &Domain, a: u32, b: u32) -> Result<(), GntSt> {
+    use core::sync::atomic::Ordering;
     let mm = &hv.mm;
     let st = d.grant.write();
     if a >= st.nr_entries() || b >= st.nr_entries() {
-        return GNTST_BAD_GNTREF;
+        return Err(GntSt::BAD_GNTREF);
     }
-    if st.active(a).unwrap().pin != 0 || st.active(b).unwrap().pin != 0 {
-        return GNTST_GENERAL_ERROR;
+    let pinned = |r| st.active(r).is_none_or(|e| e.pin != 0);
+    if pinned(a) || pinned(b) {
+        return Err(GntSt::GENERAL_ERROR);
     }
-    let (pa, pb) = (st.entry_addr(a).unwrap(), st.entry_addr(b).unwrap());
+    // (The caller's own table: running, so never destroyed.)
+    let (Some(pa), Some(pb)) = (st.entry_addr(a), st.entry_addr(b)) else { return Err(GntSt::GENERAL_ERROR) };
     // Refuse entries the guest marked in use meanwhile.
     let (ea, eb) = (mm.phys.atomic_u64(pa), mm.phys.atomic_u64(pb));
-    let (va, vb) = (ea.load(core::sync::atomic::Ordering::Acquire), eb.load(core::sync::atomic::Ordering::Acquire));
+    let (va, vb) = (ea.load(Ordering::Acquire), eb.load(Ordering::Acquire));
     if (va as u16 | vb as u16) & (GTF_READING | GTF_WRITING) != 0 {
-        return GNTST_GENERAL_ERROR;
+        return Err(GntSt::GENERAL_ERROR);
     }
-    ea.store(vb, core::sync::atomic::Ordering::Release);
-    eb.store(va, core::sync::atomic::Ordering::Release);
-    GNTST_OKAY
+    ea.store(vb, Ordering::Release);
+    eb.store(va, Ordering::Release);
+    Ok(())
 }
 
 // ---- copy ---------------------------------------------------------------------------------
@@ -530,48 +414,46 @@ struct Claimed {
     pin: Option<(Arc<Domain>, u32, bool)>,
 }
 
-fn claim(c: &Call, ptr: &GnttabCopyPtr, is_gref: bool, readonly: bool) -> Result<Claimed, i16> {
+fn claim(c: &Call, ptr: &GnttabCopyPtr, is_gref: bool, readonly: bool) -> Result<Claimed, GntSt> {
     if !is_gref && ptr.domid != DOMID_SELF {
-        return Err(GNTST_PERMISSION_DENIED);
+        return Err(GntSt::PERMISSION_DENIED);
     }
-    let d = c.hv.lookup(c.d, ptr.domid).ok_or(GNTST_BAD_DOMAIN)?;
+    let d = c.hv.lookup(c.d, ptr.domid).ok_or(GntSt::BAD_DOMAIN)?;
+    let mm = &c.hv.mm;
     if is_gref {
-        let gref = u32::try_from(ptr.u).map_err(|_| GNTST_BAD_GNTREF)?;
-        let (mfn, _) = pin(c.hv, &d, gref, c.d.id, readonly)?;
-        Ok(Claimed { mfn, pin: Some((Arc::clone(&d), gref, readonly)) })
+        let gref = u32::try_from(ptr.u).map_err(|_| GntSt::BAD_GNTREF)?;
+        let p = pin::pin(mm, &d.grant, &d.p2m, gref, c.d.id, readonly)?;
+        Ok(Claimed { mfn: p.mfn, pin: Some((Arc::clone(&d), gref, readonly)) })
     } else {
-        Ok(Claimed { mfn: get_paged_frame(c.hv, &d, ptr.u, readonly)?, pin: None })
+        Ok(Claimed { mfn: pin::get_paged_frame(mm, &d.p2m, d.id, ptr.u, readonly)?, pin: None })
     }
 }
 
 fn release(hv: &Hypervisor, cl: Claimed) {
     match cl.pin {
-        Some((rd, gref, ro)) => unpin(hv, &rd, gref, ro, cl.mfn),
+        Some((rd, gref, ro)) => pin::unpin(&hv.mm, &rd.grant, gref, ro, cl.mfn),
         None => hv.mm.put_page(cl.mfn),
     }
 }
 
-fn copy(c: &Call, op: &GnttabCopy) -> i16 {
+fn copy(c: &Call, op: &GnttabCopy) -> Result<(), GntSt> {
     if op.len == 0 {
-        return GNTST_OKAY; // ignored completely (XSA-448)
+        return Ok(()); // ignored completely (XSA-448)
     }
-    let src = match claim(c, &op.source, op.flags & GNTCOPY_SOURCE_GREF != 0, true) {
-        Ok(s) => s,
-        Err(s) => return s,
-    };
+    let src = claim(c, &op.source, op.flags & GNTCOPY_SOURCE_GREF != 0, true)?;
     let dst = match claim(c, &op.dest, op.flags & GNTCOPY_DEST_GREF != 0, false) {
         Ok(d) => d,
         Err(s) => {
             release(c.hv, src);
-            return s;
+            return Err(s);
         }
     };
     let len = op.len as u64;
     let status = if op.source.offset as u64 + len > PAGE_SIZE || op.dest.offset as u64 + len > PAGE_SIZE {
-        GNTST_BAD_COPY_ARG
+        Err(GntSt::BAD_COPY_ARG)
     } else {
         c.hv.mm.phys.copy(dst.mfn.addr() + op.dest.offset as u64, src.mfn.addr() + op.source.offset as u64, len);
-        GNTST_OKAY
+        Ok(())
     };
     release(c.hv, dst);
     release(c.hv, src);

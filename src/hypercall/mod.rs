@@ -1,6 +1,7 @@
-//! Hypercall handlers, portable: called with a domain, the vCPU's argument registers
-//! (x0..x4; the op number came in x16) and a guest-memory accessor. The arch layer turns the
-//! [`Outcome`] into x0, a re-executed `HVC` (continuation), or a domain shutdown.
+//! Hypercall handlers, portable: called with the calling vCPU and its domain ([`Call`]), the
+//! vCPU's argument registers (x0..x4; the op number came in x16) and a guest-memory accessor.
+//! The arch layer turns the [`Outcome`] into x0, a re-executed `HVC` (continuation), or a
+//! domain shutdown.
 
 pub mod grant;
 pub mod guest;
@@ -9,6 +10,7 @@ pub mod memory;
 use crate::domain::Domain;
 use crate::hv::Hypervisor;
 use crate::types::Errno;
+use crate::vcpu::Vcpu;
 use alloc::sync::Arc;
 pub use guest::{GuestMem, GuestVa, IdentityVa, Pod};
 use xen_abi::{hypercall as hc, sched, version as ver};
@@ -44,13 +46,18 @@ pub struct Call<'a> {
     pub hv: &'a Hypervisor,
     /// The calling domain.
     pub d: &'a Arc<Domain>,
+    /// The calling vCPU (one of `d`'s).
+    pub v: &'a Vcpu,
     /// The calling vCPU's stage-1 translation.
     pub va: &'a dyn GuestVa,
-    /// Where `console_io` output goes (the hypervisor console, prefixed by the caller).
-    pub console: &'a dyn Fn(&[u8]),
 }
 
 impl<'a> Call<'a> {
+    /// A call from vCPU `vcpu` of `d`.
+    pub fn new(hv: &'a Hypervisor, d: &'a Arc<Domain>, vcpu: usize, va: &'a dyn GuestVa) -> Self {
+        Call { hv, d, v: &d.vcpus[vcpu], va }
+    }
+
     pub fn mem(&self) -> GuestMem<'_> {
         GuestMem::new(self.hv, self.d, self.va)
     }
@@ -173,7 +180,7 @@ fn console_io(c: &Call, cmd: u64, count: u64, buf: u64) -> Outcome {
                 if let Err(e) = c.mem().read_bytes(buf + done, &mut chunk[..n]) {
                     return Outcome::err(e);
                 }
-                (c.console)(&chunk[..n]);
+                c.d.console.write(&chunk[..n], &mut |line| c.hv.hw.console_line(c.d.id, line));
                 done += n as u64;
             }
             Outcome::Return(0)

@@ -5,7 +5,7 @@
 //! nothing is locked while it is held.
 
 use super::frame::{FrameState, FrameTable};
-use crate::sync::Mutex;
+use crate::sync::{Mutex, rank};
 use crate::types::{DomId, Mfn};
 
 /// Largest block: 2^18 frames = 1 GiB.
@@ -30,7 +30,12 @@ impl Default for Heap {
 
 impl Heap {
     pub fn new() -> Self {
-        Heap { inner: Mutex::new(Buddy { heads: [0; MAX_ORDER as usize + 1], free_frames: 0, managed_frames: 0 }) }
+        Heap {
+            inner: Mutex::new(
+                rank::HEAP,
+                Buddy { heads: [0; MAX_ORDER as usize + 1], free_frames: 0, managed_frames: 0 },
+            ),
+        }
     }
 
     pub fn free_frames(&self) -> u64 {

@@ -17,6 +17,48 @@ use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64};
 /// Every bit pattern must be a valid value and the type must have no implicit padding.
 pub unsafe trait Pod: Copy + Default + 'static {}
 
+macro_rules! pod {
+    ($($t:ty),* $(,)?) => { $(
+        // SAFETY: integers, and ABI structures whose fields are contiguous (their layout is
+        // pinned by offset assertions in xen-abi) with explicit padding fields.
+        unsafe impl Pod for $t {}
+    )* };
+}
+pod!(u8, u16, u32, u64, i16, i32, i64);
+pod!(
+    xen_abi::XenAddToPhysmap,
+    xen_abi::XenAddToPhysmapBatch,
+    xen_abi::XenRemoveFromPhysmap,
+    xen_abi::XenMemAcquireResource,
+    xen_abi::GrantEntryV1,
+    xen_abi::GnttabSetupTable,
+    xen_abi::GnttabQuerySize,
+    xen_abi::GnttabMapGrantRef,
+    xen_abi::GnttabUnmapGrantRef,
+    xen_abi::GnttabUnmapAndReplace,
+    xen_abi::GnttabSwapGrantRef,
+    xen_abi::GnttabCopy,
+    xen_abi::GnttabGetStatusFrames,
+    xen_abi::GnttabSetVersion,
+    xen_abi::GnttabGetVersion,
+    xen_abi::GnttabCacheFlush,
+    xen_abi::GnttabDumpTable,
+    xen_abi::XenFeatureInfo,
+    xen_abi::SchedShutdown,
+);
+
+/// The bytes of a `Pod` value.
+pub fn as_bytes<T: Pod>(v: &T) -> &[u8] {
+    // SAFETY: T is Pod: no padding, so every byte is initialised.
+    unsafe { core::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }
+}
+
+/// The bytes of a `Pod` value, writable.
+pub fn as_bytes_mut<T: Pod>(v: &mut T) -> &mut [u8] {
+    // SAFETY: T is Pod: any bytes written form a valid value.
+    unsafe { core::slice::from_raw_parts_mut(v as *mut T as *mut u8, size_of::<T>()) }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct PhysMap {
     offset: usize,

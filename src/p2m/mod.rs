@@ -16,7 +16,7 @@ pub mod pte;
 use crate::mm::Mm;
 use crate::mm::frame::{P2mLocked, P2mWriteLocked};
 use crate::mm::phys::PhysMap;
-use crate::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use crate::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, rank};
 use crate::types::{DomId, Errno, Gfn, Mfn, PAGE_SHIFT, Result};
 pub use config::StageConfig;
 pub use pte::{P2mType, S2Pte};
@@ -57,6 +57,14 @@ pub struct P2mState {
 }
 
 /// A domain's stage-2 tables.
+/// What a guest access needs from a P2M entry.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Access {
+    Read,
+    Write,
+    Execute,
+}
+
 pub struct P2m {
     owner: DomId,
     vmid: u16,
@@ -76,14 +84,17 @@ impl P2m {
             vmid,
             cfg,
             root,
-            state: RwLock::new(P2mState {
-                need_flush: false,
-                deferred: Deferred::new(),
-                dying: false,
-                destroyed: false,
-                stats: P2mStats::default(),
-                table_pages_limit,
-            }),
+            state: RwLock::new(
+                rank::P2M,
+                P2mState {
+                    need_flush: false,
+                    deferred: Deferred::new(),
+                    dying: false,
+                    destroyed: false,
+                    stats: P2mStats::default(),
+                    table_pages_limit,
+                },
+            ),
         };
         // A recycled VMID may still have TLB entries: flush before first use.
         mm.tlb.flush_guest_all(p2m.vttbr());
@@ -112,14 +123,25 @@ impl P2m {
         P2mWrite { p2m: self, mm, st: self.state.write() }
     }
 
+    /// Does the P2M map `gfn` for `access` now? Taken under the read lock, so a
+    /// break-before-make sequence another CPU was in the middle of when a guest access faulted
+    /// has completed: if this says yes, the guest just retries the access.
+    pub fn permits(&self, mm: &Mm, gfn: Gfn, access: Access) -> bool {
+        self.read(mm).lookup(gfn).is_some_and(|m| match access {
+            Access::Read => true,
+            Access::Write => m.ty.is_writable(),
+            Access::Execute => m.ty.is_ram(),
+        })
+    }
+
     /// Is the write lock held by someone (diagnostics and tests)?
     pub fn is_write_locked(&self) -> bool {
-        crate::sync::rwlock_is_write_locked(&self.state)
+        self.state.is_write_locked()
     }
 
     /// Is the read lock held by someone (diagnostics and tests)?
     pub fn is_read_locked(&self) -> bool {
-        crate::sync::rwlock_is_read_locked(&self.state)
+        self.state.is_read_locked()
     }
 
     /// Free the root tables. The P2M must have been relinquished; a second call does nothing.

@@ -1,5 +1,6 @@
 //! Decoding of exception syndromes (ESR_EL2) for fault reports.
 
+pub use crate::sysreg::ec;
 use aarch64_cpu::registers::ESR_EL2;
 use core::fmt;
 use tock_registers::LocalRegisterCopy;
@@ -8,27 +9,6 @@ use tock_registers::LocalRegisterCopy;
 #[derive(Clone, Copy)]
 pub struct Esr(LocalRegisterCopy<u64, ESR_EL2::Register>);
 
-/// Exception classes we name (ESR_ELx.EC).
-pub mod ec {
-    pub const UNKNOWN: u64 = 0x00;
-    pub const WFX: u64 = 0x01;
-    pub const FP: u64 = 0x07;
-    pub const ILLEGAL_STATE: u64 = 0x0e;
-    pub const SVC64: u64 = 0x15;
-    pub const HVC64: u64 = 0x16;
-    pub const SMC64: u64 = 0x17;
-    pub const SYSREG: u64 = 0x18;
-    pub const SVE: u64 = 0x19;
-    pub const IABT_LOWER: u64 = 0x20;
-    pub const IABT_SAME: u64 = 0x21;
-    pub const PC_ALIGN: u64 = 0x22;
-    pub const DABT_LOWER: u64 = 0x24;
-    pub const DABT_SAME: u64 = 0x25;
-    pub const SP_ALIGN: u64 = 0x26;
-    pub const SERROR: u64 = 0x2f;
-    pub const BRK64: u64 = 0x3c;
-}
-
 impl Esr {
     pub fn new(v: u64) -> Self {
         Esr(LocalRegisterCopy::new(v))
@@ -36,8 +16,8 @@ impl Esr {
     pub fn raw(self) -> u64 {
         self.0.get()
     }
-    pub fn ec(self) -> u64 {
-        self.0.read(ESR_EL2::EC)
+    pub fn ec(self) -> u32 {
+        crate::sysreg::esr_ec(self.raw())
     }
     /// The trapped instruction was 32 bits (IL).
     pub fn il32(self) -> bool {
@@ -49,67 +29,22 @@ impl Esr {
 
     /// A name for the exception class.
     pub fn ec_name(self) -> &'static str {
-        use ESR_EL2::EC::Value as E;
-        match self.0.read_as_enum(ESR_EL2::EC) {
-            Some(E::Unknown) => "unknown reason (undefined instruction)",
-            Some(E::TrappedWFIorWFE) => "trapped WFI/WFE",
-            Some(E::TrappedMCRorMRC) | Some(E::TrappedMCRorMRC2) => "trapped AArch32 MCR/MRC",
-            Some(E::TrappedMCRRorMRRC) | Some(E::TrappedMRRC) => "trapped AArch32 MCRR/MRRC",
-            Some(E::TrappedLDCorSTC) => "trapped AArch32 LDC/STC",
-            Some(E::TrappedFP) => "trapped FP/SIMD access",
-            Some(E::TrappedVMRS) => "trapped AArch32 VMRS",
-            Some(E::TrappedPointerAuth) => "trapped pointer authentication instruction",
-            Some(E::TrappedNotCovered) => "trapped instruction (other)",
-            Some(E::BranchTarget) => "branch target exception",
-            Some(E::IllegalExecutionState) => "illegal execution state",
-            Some(E::SVC32) => "SVC (AArch32)",
-            Some(E::HVC32) => "HVC (AArch32)",
-            Some(E::SMC32) => "SMC (AArch32)",
-            Some(E::TrappedMSRR_MRRS) => "trapped MSRR/MRRS",
-            Some(E::SVC64) => "SVC",
-            Some(E::HVC64) => "HVC",
-            Some(E::SMC64) => "SMC",
-            Some(E::TrappedMsrMrs) => "trapped MSR/MRS/system instruction",
-            Some(E::TrappedSve) => "trapped SVE access",
-            Some(E::TrappedERET) => "trapped ERET",
-            Some(E::TrappedTSTART) => "TSTART",
-            Some(E::PointerAuth) => "pointer authentication failure",
-            Some(E::TrappedSME) => "trapped SME access",
-            Some(E::InstrAbortLowerEL) => "instruction abort from a lower EL",
-            Some(E::InstrAbortCurrentEL) => "instruction abort, same EL",
-            Some(E::PCAlignmentFault) => "PC alignment fault",
-            Some(E::DataAbortLowerEL) => "data abort from a lower EL",
-            Some(E::DataAbortCurrentEL) => "data abort, same EL",
-            Some(E::SPAlignmentFault) => "SP alignment fault",
-            Some(E::MemoryOperationException) => "memory operation exception",
-            Some(E::TrappedFP32) | Some(E::TrappedFP64) => "trapped floating-point exception",
-            Some(E::GCSException) => "guarded control stack exception",
-            Some(E::SError) => "SError interrupt",
-            Some(E::BreakpointLowerEL) => "breakpoint from a lower EL",
-            Some(E::BreakpointCurrentEL) => "breakpoint, same EL",
-            Some(E::SoftwareStepLowerEL) => "software step from a lower EL",
-            Some(E::SoftwareStepCurrentEL) => "software step, same EL",
-            Some(E::WatchpointLowerEL) => "watchpoint from a lower EL",
-            Some(E::WatchpointCurrentEL) => "watchpoint, same EL",
-            Some(E::Bkpt32) => "BKPT (AArch32)",
-            Some(E::VectorCatch32) => "vector catch (AArch32)",
-            Some(E::Brk64) => "BRK",
-            Some(E::ProfilingException) => "profiling exception",
-            None => "reserved exception class",
-        }
+        ec::name(self.ec())
     }
 
     pub fn is_abort(self) -> bool {
-        matches!(self.ec(), ec::IABT_LOWER | ec::IABT_SAME | ec::DABT_LOWER | ec::DABT_SAME)
+        matches!(self.ec(), ec::INSTR_ABORT_LOWER | ec::INSTR_ABORT_CUR | ec::DATA_ABORT_LOWER | ec::DATA_ABORT_CUR)
     }
     pub fn is_data_abort(self) -> bool {
-        matches!(self.ec(), ec::DABT_LOWER | ec::DABT_SAME)
+        matches!(self.ec(), ec::DATA_ABORT_LOWER | ec::DATA_ABORT_CUR)
     }
     /// FAR holds a valid address (aborts with FnV clear, alignment faults, watchpoints).
     pub fn far_valid(self) -> bool {
         match self.ec() {
-            ec::IABT_LOWER | ec::IABT_SAME | ec::DABT_LOWER | ec::DABT_SAME => self.iss() & (1 << 10) == 0,
-            ec::PC_ALIGN | 0x34 | 0x35 => true,
+            ec::INSTR_ABORT_LOWER | ec::INSTR_ABORT_CUR | ec::DATA_ABORT_LOWER | ec::DATA_ABORT_CUR => {
+                self.iss() & (1 << 10) == 0
+            }
+            ec::PC_ALIGN | ec::WATCHPOINT_LOWER | ec::WATCHPOINT_CUR => true,
             _ => false,
         }
     }
@@ -151,7 +86,7 @@ impl fmt::Display for Esr {
         )?;
         let bit = |n: u32| (iss >> n) & 1;
         match self.ec() {
-            ec::DABT_LOWER | ec::DABT_SAME | ec::IABT_LOWER | ec::IABT_SAME => {
+            ec::DATA_ABORT_LOWER | ec::DATA_ABORT_CUR | ec::INSTR_ABORT_LOWER | ec::INSTR_ABORT_CUR => {
                 let data = self.is_data_abort();
                 let fsc = iss & 0x3f;
                 let (what, level) = fault_status_name(fsc);

@@ -4,14 +4,15 @@
 //! ELR_EL2, SPSR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2 and the interrupted stack pointer into it,
 //! and calls Rust with a pointer to the frame:
 //!
-//! * traps taken **from EL2 itself** go to `granite_current_el_trap`: synchronous exceptions
-//!   and SErrors are hypervisor bugs and panic with the syndrome decoded and the full register
-//!   file; IRQ/FIQ panic too for now (interrupts stay masked at EL2 until the GIC driver
-//!   lands);
-//! * traps **from EL1/EL0 in AArch64** go to [`lower_el_trap`]`(kind, &mut frame)`. When it
-//!   returns, ELR_EL2, SPSR_EL2 and x0..x30 are reloaded **from the frame** (so a handler
-//!   changes what the guest sees by editing the frame: x0 for a hypercall result, `elr` to
-//!   skip an emulated instruction) and the vector `eret`s back to the lower EL;
+//! * traps taken **from EL2 itself** go to `granite_current_el_trap`: every one is a
+//!   hypervisor bug (EL2 runs with interrupts masked: physical interrupts are only taken while
+//!   a guest runs) and panics with the syndrome decoded and the full register file;
+//! * traps **from EL1/EL0 in AArch64** go to the handler installed with
+//!   [`set_lower_el_handler`] (the vCPU trap handler; a boot self-test's while it runs), as
+//!   `handler(kind, &mut frame)`. When it returns, ELR_EL2, SPSR_EL2 and x0..x30 are reloaded
+//!   **from the frame** (so a handler changes what the guest sees by editing the frame: x0
+//!   for a hypercall result, `elr` to skip an emulated instruction) and the vector `eret`s
+//!   back to the lower EL;
 //! * traps from AArch32 lower ELs, and from EL2 while on SP_EL0 (never used), panic.
 //!
 //! The frame only holds what EL2 code itself clobbers: the guest's EL1 system registers
@@ -25,6 +26,7 @@
 use super::esr::Esr;
 use core::arch::global_asm;
 use core::fmt;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 /// Saved state of the interrupted context. Layout (bytes; fixed, the vectors depend on it):
 ///
@@ -72,7 +74,7 @@ impl TrapFrame {
     }
     /// The faulting IPA of a stage-2 abort (HPFAR_EL2.FIPA, plus FAR's page offset).
     pub fn fault_ipa(&self) -> u64 {
-        ((self.hpfar >> 4) & ((1 << 44) - 1)) << 12 | (self.far & 0xfff)
+        crate::sysreg::fault_ipa(self.hpfar, self.far)
     }
 }
 
@@ -261,17 +263,15 @@ pub unsafe fn enter_lower_el(frame: &TrapFrame, stack_top: u64) -> ! {
     unsafe { granite_enter_lower(frame, stack_top) }
 }
 
-/// A trap from EL1/EL0 (AArch64). Returning resumes the lower EL from the frame.
-///
-/// This is the hook guest support plugs into (hypercalls on `HVC` with EC 0x16, stage-2 data
-/// aborts for MMIO emulation, trapped system registers, WFI/WFE, physical interrupts). With no
-/// guest support yet every trap is unexpected and panics with the decoded syndrome (except
-/// while `granite_selftest=trap` runs).
-pub fn lower_el_trap(kind: TrapKind, frame: &mut TrapFrame) {
-    if super::selftest::expects_traps() {
-        return super::selftest::lower_el_trap(kind, frame);
-    }
-    super::guest::handle(kind, frame)
+/// What handles traps from EL1/EL0 (AArch64). Returning resumes the lower EL from the frame.
+pub type LowerElHandler = fn(TrapKind, &mut TrapFrame);
+
+/// The installed [`LowerElHandler`] (a `fn` pointer); null until boot installs one.
+static LOWER_EL_HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Install the handler of traps from a lower EL (the vCPU trap handler, or a self-test's).
+pub fn set_lower_el_handler(h: LowerElHandler) {
+    LOWER_EL_HANDLER.store(h as *mut (), Ordering::Release);
 }
 
 #[unsafe(no_mangle)]
@@ -283,7 +283,13 @@ extern "C" fn granite_lower_el_trap(frame: &mut TrapFrame, vector: u64) {
             Dump(frame)
         );
     }
-    lower_el_trap(kind_of(vector), frame)
+    let h = LOWER_EL_HANDLER.load(Ordering::Acquire);
+    if h.is_null() {
+        panic!("{:?} trap from a lower EL before any handler was installed\n{}", kind_of(vector), Dump(frame));
+    }
+    // SAFETY: the only values stored are `LowerElHandler`s (`set_lower_el_handler`).
+    let h: LowerElHandler = unsafe { core::mem::transmute::<*mut (), LowerElHandler>(h) };
+    h(kind_of(vector), frame)
 }
 
 #[unsafe(no_mangle)]
@@ -321,7 +327,7 @@ impl fmt::Display for Dump<'_> {
         writeln!(f, "  {esr}")?;
         write!(f, "  ELR_EL2   {:#018x}", t.elr)?;
         let el2 = matches!(t.spsr & 0x1f, 0b01000 | 0b01001);
-        if let Some(off) = super::setup::image_offset(t.elr).filter(|_| el2) {
+        if let Some(off) = super::image::image_offset(t.elr).filter(|_| el2) {
             write!(f, " (image offset {off:#x}: addr2line -e granite {off:#x})")?;
         }
         writeln!(

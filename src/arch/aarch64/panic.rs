@@ -2,7 +2,7 @@
 //! path, so a CPU that panicked while holding the console lock, or any other lock, still gets
 //! its message out), then the machine is powered off.
 
-use super::{console, psci, setup};
+use super::{console, image, psci};
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -23,7 +23,7 @@ fn frame_pointer() -> u64 {
 /// (`addr2line -e granite <offset>` names them). Stops at the end of the boot stack, at a
 /// malformed record, or after 24 frames.
 pub fn write_backtrace(f: &mut dyn fmt::Write, mut fp: u64) -> fmt::Result {
-    let (lo, hi) = setup::boot_stack();
+    let (lo, hi) = image::boot_stack();
     for _ in 0..24 {
         if fp < lo || fp.saturating_add(16) > hi || !fp.is_multiple_of(16) {
             break;
@@ -34,7 +34,7 @@ pub fn write_backtrace(f: &mut dyn fmt::Write, mut fp: u64) -> fmt::Result {
         if lr == 0 {
             break;
         }
-        match setup::image_offset(lr) {
+        match image::image_offset(lr) {
             Some(off) => write!(f, " {off:#x}")?,
             None => write!(f, " ?{lr:#x}")?,
         }
@@ -63,7 +63,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     PANICKING.store(true, Ordering::Relaxed);
     let mpidr = {
         use aarch64_cpu::registers::{MPIDR_EL1, Readable};
-        MPIDR_EL1.get() & 0xff_00ff_ffff
+        crate::sysreg::mpidr_affinity(MPIDR_EL1.get())
     };
     let fp = frame_pointer();
     console::raw_write_fmt(format_args!(

@@ -6,7 +6,7 @@
 //! * `wx`: a write to the hypervisor's own code must end in a panic naming a permission fault
 //!   (the image is mapped W^X);
 //! * `trap`: enter EL1 through [`enter_lower_el`] with a known register file, take two `HVC`
-//!   traps through the vectors into [`super::exceptions::lower_el_trap`], check that every
+//!   traps through the vectors into its own lower-EL handler, check that every
 //!   register, ELR, SPSR, ESR and the guest SP arrive in the [`TrapFrame`], change x0 in the
 //!   frame and check that the guest sees it after the `eret`;
 //! * `p2m`: create a domain, map 2 MiB of RAM in its stage-2 tables, look it up, unmap it
@@ -16,8 +16,8 @@
 //! Each ends the run: success is a log line `selftest <name>: OK` and a normal power-off;
 //! failure is a panic.
 
-use super::exceptions::{TrapFrame, TrapKind, enter_lower_el};
-use super::{esr, psci, setup};
+use super::exceptions::{self, TrapFrame, TrapKind, enter_lower_el};
+use super::{esr, image, psci};
 use crate::hv::Hypervisor;
 use crate::p2m::P2mType;
 use crate::types::Gfn;
@@ -53,11 +53,6 @@ static TRAP_STEP: AtomicU8 = AtomicU8::new(0);
 const PATTERN: u64 = 0x5a5a_0000;
 const GUEST_SP: u64 = 0x6b6b_6b60;
 const NEW_X0: u64 = 0x1234_5678;
-
-/// Is a self-test expecting lower-EL traps?
-pub fn expects_traps() -> bool {
-    TRAP_STEP.load(Ordering::Acquire) != 0
-}
 
 /// Run self-test `name`. Never returns.
 pub fn run(name: &str, hv: &Hypervisor) -> ! {
@@ -111,8 +106,9 @@ fn trap() -> ! {
     SCTLR_EL1.set(0x30d0_0800);
     SP_EL1.set(GUEST_SP);
     TRAP_STEP.store(1, Ordering::Release);
+    exceptions::set_lower_el_handler(lower_el_trap);
     info!("selftest trap: entering EL1 at {entry:#x}");
-    let (_, top) = setup::boot_stack();
+    let (_, top) = image::boot_stack();
     // SAFETY: `top` is this CPU's EL2 stack top and nothing on the stack is needed any more
     // (this function never returns); HCR_EL2.RW = 1 and no stage 2: EL1 runs the code at
     // `entry` from the image at its physical address.
@@ -125,8 +121,8 @@ fn check(ok: bool, what: &str, f: &TrapFrame) {
     }
 }
 
-/// Lower-EL traps while the `trap` test runs (called by `lower_el_trap`).
-pub fn lower_el_trap(kind: TrapKind, f: &mut TrapFrame) {
+/// Lower-EL traps while the `trap` test runs (the handler it installs).
+fn lower_el_trap(kind: TrapKind, f: &mut TrapFrame) {
     let entry = &raw const granite_selftest_el1 as u64;
     let e = f.esr();
     check(kind == TrapKind::Sync, "expected a synchronous trap", f);

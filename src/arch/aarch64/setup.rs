@@ -10,11 +10,13 @@
 //! 3. Dom0: its RAM is carved before the page allocator gets the rest; once the hypervisor
 //!    exists dom0 is built ([`crate::dom0`]) and its vCPU 0 entered ([`super::guest`]).
 //!
-//! Afterwards [`hypervisor`], [`platform`] and [`options`] give access to what was built.
+//! Nothing imports this module: what it builds is reached through [`super::percpu`] (the
+//! hypervisor context, the CPUs) and the modules it configures.
 
 use super::exceptions;
+use super::image::{self, Image};
 use super::mmu::{Kind, MapError, Stage1};
-use super::{allocator, console, logger, psci, tlb::El2Tlb};
+use super::{allocator, console, logger, percpu, psci, tlb::El2Tlb, vcpu_run};
 use crate::bootmem::{BootMem, Range};
 use crate::dt::cmdline::{BootOptions, ExitMethod};
 use crate::dt::{Conduit, DeviceTree, GicVersion, ModuleKind, Platform, Region, Uart};
@@ -22,6 +24,7 @@ use crate::early_println;
 use crate::hv::Hypervisor;
 use crate::mm::{FrameTable, Mm, PageInfo, PhysMap};
 use crate::p2m::{StageConfig, config::parange_bits};
+use crate::sysreg::mpidr_affinity;
 use crate::tlb::TlbOps;
 use crate::types::{Mfn, PAGE_SIZE};
 use aarch64_cpu::asm::barrier;
@@ -30,95 +33,13 @@ use aarch64_cpu::registers::{
     VTTBR_EL2, Writeable,
 };
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU64, Ordering};
+use alloc::vec::Vec;
 use log::{debug, info, warn};
-
-// ---- image layout ----------------------------------------------------------------------------
-
-unsafe extern "C" {
-    static __image_start: u8;
-    static __text_end: u8;
-    static __rodata_start: u8;
-    static __rodata_end: u8;
-    static __data_start: u8;
-    static __image_end: u8;
-    static __boot_stack_bottom: u8;
-    static __boot_stack_top: u8;
-}
-
-/// Where the image's parts are at run time (linker-script symbols, relocated).
-#[derive(Clone, Copy, Debug)]
-pub struct Image {
-    pub start: u64,
-    pub text_end: u64,
-    pub rodata_start: u64,
-    pub rodata_end: u64,
-    pub data_start: u64,
-    pub end: u64,
-    pub stack_bottom: u64,
-    pub stack_top: u64,
-}
-
-impl Image {
-    pub fn current() -> Image {
-        // Only the addresses of the linker-script symbols are taken, never their contents.
-        Image {
-            start: &raw const __image_start as u64,
-            text_end: &raw const __text_end as u64,
-            rodata_start: &raw const __rodata_start as u64,
-            rodata_end: &raw const __rodata_end as u64,
-            data_start: &raw const __data_start as u64,
-            end: &raw const __image_end as u64,
-            stack_bottom: &raw const __boot_stack_bottom as u64,
-            stack_top: &raw const __boot_stack_top as u64,
-        }
-    }
-    pub fn size(&self) -> u64 {
-        self.end - self.start
-    }
-}
-
-static IMAGE_START: AtomicU64 = AtomicU64::new(0);
-static IMAGE_END: AtomicU64 = AtomicU64::new(0);
-static STACK_BOTTOM: AtomicU64 = AtomicU64::new(0);
-static STACK_TOP: AtomicU64 = AtomicU64::new(0);
-
-/// `addr`'s offset in the image, which is its link address (the image is linked at 0):
-/// `addr2line -e target/aarch64-unknown-none/release/granite <offset>`.
-pub fn image_offset(addr: u64) -> Option<u64> {
-    let (s, e) = (IMAGE_START.load(Ordering::Relaxed), IMAGE_END.load(Ordering::Relaxed));
-    (s != 0 && addr >= s && addr < e).then(|| addr - s)
-}
-
-/// The boot CPU's stack `[bottom, top)`.
-pub fn boot_stack() -> (u64, u64) {
-    (STACK_BOTTOM.load(Ordering::Relaxed), STACK_TOP.load(Ordering::Relaxed))
-}
 
 // ---- global state ----------------------------------------------------------------------------
 
 static PLATFORM: spin::Once<Platform<'static>> = spin::Once::new();
 static OPTIONS: spin::Once<BootOptions<'static>> = spin::Once::new();
-static HYPERVISOR: spin::Once<Hypervisor> = spin::Once::new();
-static DTB: spin::Once<Region> = spin::Once::new();
-
-/// The hypervisor context (frame table, page allocator, stage-2 configuration, domains).
-/// Panics if called before boot built it.
-pub fn hypervisor() -> &'static Hypervisor {
-    HYPERVISOR.get().expect("hypervisor used before boot built it")
-}
-/// What the device tree describes.
-pub fn platform() -> &'static Platform<'static> {
-    PLATFORM.get().expect("platform used before boot parsed it")
-}
-/// The parsed command line.
-pub fn options() -> &'static BootOptions<'static> {
-    OPTIONS.get().expect("options used before boot parsed them")
-}
-/// Where the boot DTB is (kept out of the page allocator, for dom0's DT later).
-pub fn dtb() -> Region {
-    *DTB.get().expect("dtb used before boot")
-}
 
 // ---- MMU-off phase ---------------------------------------------------------------------------
 
@@ -231,14 +152,13 @@ fn build_map(img: &Image, dtb: Region, p: &Platform, uart: Option<&Uart>) -> Res
 /// The boot CPU's Rust entry (from `boot.rs`): relocated, `.bss` zeroed, MMU off.
 pub fn boot(dtb_pa: u64, load: u64) -> ! {
     let img = Image::current();
-    IMAGE_START.store(img.start, Ordering::Relaxed);
-    IMAGE_END.store(img.end, Ordering::Relaxed);
-    STACK_BOTTOM.store(img.stack_bottom, Ordering::Relaxed);
-    STACK_TOP.store(img.stack_top, Ordering::Relaxed);
+    image::record(&img);
     debug_assert_eq!(load, img.start);
 
     let el = CurrentEL.read(CurrentEL::EL);
     if el == 2 {
+        // The boot CPU is CPU 0 (plain stores: the MMU is off).
+        percpu::init_this_cpu(0, mpidr_affinity(MPIDR_EL1.get()), img.stack_top);
         exceptions::install();
         // EL1 is AArch64; nothing trapped or virtualised yet; no guest VMID loaded.
         HCR_EL2.write(HCR_EL2::RW::EL1IsAarch64);
@@ -302,9 +222,8 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
     // ---- MMU and caches on: locks and atomics work from here ----
     let plat = *PLATFORM.call_once(|| plat);
     let opts = *OPTIONS.call_once(|| opts);
-    DTB.call_once(|| dtb);
     logger::init(opts.loglvl.filter());
-    boot_log(&img, &dt, &plat, &opts, uart.as_ref(), console_note, &s1);
+    boot_log(&img, dtb, &dt, &plat, &opts, uart.as_ref(), console_note, &s1);
     if nops > 0 {
         debug!("device tree: {nops} NOP tokens removed");
     }
@@ -315,7 +234,10 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
     give_to_heap(&mm, plan);
 
     let stage = init_stage2(dt.highest_address(), opts.ipa_bits);
-    let hv = HYPERVISOR.call_once(|| Hypervisor::new(mm, stage, opts.hv_options()));
+    let hv = percpu::set_hypervisor(Hypervisor::new(mm, stage, opts.hv_options(), Arc::new(super::hw::ArchHw)));
+    crate::sync::set_cpu_held(percpu::held_locks);
+    percpu::this().set_online();
+    hv.sched.set_online(0);
     info!(
         "Hypervisor ready: {} MiB in the page allocator, grant frames max {}, maptrack frames max {}, audit {}",
         (hv.mm.heap.free_frames() * PAGE_SIZE) >> 20,
@@ -327,6 +249,7 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
     if let Some(name) = opts.selftest {
         super::selftest::run(name, hv);
     }
+    exceptions::set_lower_el_handler(vcpu_run::handle);
 
     let (k, mut plan) = dom0_plan.unwrap_or_else(|e| dom0_failed(&e));
 
@@ -350,18 +273,17 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
 
     // Dom0: vCPU i pinned to CPU i.
     let want = opts.dom0_max_vcpus.unwrap_or(1).max(1) as usize;
-    let cpus = super::guest::free_cpus();
+    let cpus = hv.sched.free_cpus();
     if want > cpus.len() {
         warn!("dom0_max_vcpus={want} but {} CPUs are online: dom0 gets {} vCPUs (one per CPU)", cpus.len(), cpus.len());
     }
-    let dom0_cpus = &cpus[..want.min(cpus.len())];
-    plan.vcpus = dom0_cpus.len() as u32;
+    plan.pcpus = cpus[..want.min(cpus.len())].to_vec();
     let initrd = plat.module(ModuleKind::Ramdisk).map(|m| module_bytes(m.region));
     // A kernel from /chosen linux,initrd (the Pi firmware's `initramfs`, QEMU's -initrd) has
     // no bootargs of its own: the Xen console by default.
     let default_args = if k.name == crate::dt::INITRD_MODULE { "console=hvc0" } else { "" };
     let cmdline = crate::dom0::cmdline(k.bootargs, plat.chosen.dom0_bootargs, opts.dom0_extra, default_args);
-    let iomem = dom0_iomem(&plat, uart.as_ref(), hv.stage.ipa_bits);
+    let iomem = crate::dom0::iomem(&plat, console_region(uart.as_ref()), hv.stage.ipa_bits);
     let gicv = vgic.and_then(|_| crate::dom0::gicv_mapping(&plat));
     let dev = crate::dom0::Devices {
         iomem: &iomem,
@@ -373,12 +295,24 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
     for r in &d0.written {
         super::cache::clean_range(r.start, r.end);
     }
-    super::guest::add_domain(d0.domain.clone(), dom0_cpus, d0.entry, d0.dtb);
+    crate::lifecycle::start(hv, &d0.domain, d0.entry, d0.dtb)
+        .unwrap_or_else(|e| dom0_failed(&format_args!("placing its vCPUs: {e:?}")));
 
-    start_domus(&plat, k.region.base);
+    // Every further kernel module becomes a domU.
+    let domus: Vec<crate::domu::Module> = plat
+        .modules
+        .iter()
+        .filter(|m| m.kind == ModuleKind::Kernel && m.region.base != k.region.base)
+        .map(|m| crate::domu::Module {
+            at: m.region.base,
+            bytes: module_bytes(m.region),
+            bootargs: m.bootargs.unwrap_or(""),
+        })
+        .collect();
+    crate::domu::start_all(hv, &domus);
     memory_summary(hv, &img);
     // CPU 0 runs dom0's vCPU 0.
-    super::guest::idle()
+    vcpu_run::idle()
 }
 
 /// What granite itself holds once every domain is built (`scripts/bench.sh` reads this line):
@@ -401,36 +335,6 @@ fn memory_summary(hv: &Hypervisor, img: &Image) {
         used >> 10,
         pages >> 10
     );
-}
-
-/// Every further `multiboot,kernel` module becomes a domU (domain 1, 2, ...), with the memory
-/// and vCPUs its boot arguments ask for (`granite.mem=`, `granite.vcpus=`) on free CPUs.
-fn start_domus(plat: &Platform<'static>, dom0_kernel: u64) {
-    let hv = hypervisor();
-    let mut id = 1;
-    for m in plat.modules.iter().filter(|m| m.kind == ModuleKind::Kernel && m.region.base != dom0_kernel) {
-        let args = m.bootargs.unwrap_or("");
-        let o = crate::domu::DomUOptions::parse(args);
-        let cpus = super::guest::free_cpus();
-        if cpus.is_empty() {
-            warn!("d{id}: no free CPU for the kernel module at {:#x}: not started", m.region.base);
-            continue;
-        }
-        let n = (o.vcpus as usize).min(cpus.len());
-        if n < o.vcpus as usize {
-            warn!("d{id}: {} vCPUs asked, {n} free CPUs: it gets {n}", o.vcpus);
-        }
-        match crate::domu::build(hv, id, module_bytes(m.region), args, o.mem, n as u32) {
-            Ok(b) => {
-                for r in &b.written {
-                    super::cache::clean_range(r.start, r.end);
-                }
-                super::guest::add_domain(b.domain.clone(), &cpus[..n], b.entry, b.dtb);
-                id += 1;
-            }
-            Err(e) => log::error!("d{id}: cannot build a domain from the module at {:#x}: {e}", m.region.base),
-        }
-    }
 }
 
 fn dom0_failed(e: &dyn core::fmt::Display) -> ! {
@@ -457,7 +361,7 @@ fn plan_dom0(
     plan: &mut BootMem,
 ) -> Result<(crate::dt::BootModule<'static>, crate::dom0::Dom0Plan), crate::dom0::Dom0Error> {
     let k = *plat.module(ModuleKind::Kernel).ok_or(crate::dom0::Dom0Error::NoKernel)?;
-    let mmio = crate::dom0::passthrough(dt, plat, &dom0_kept(plat, uart));
+    let mmio = crate::dom0::passthrough(dt, plat, &crate::dom0::kept_devices(plat, console_region(uart)));
     let initrd_len = plat.module(ModuleKind::Ramdisk).map(|m| m.region.size);
     let image = Range { start: img.start, end: img.end };
     let mem = opts.dom0_mem.unwrap_or(crate::dom0::DEFAULT_DOM0_MEM);
@@ -475,29 +379,9 @@ fn plan_dom0(
     Ok((k, p))
 }
 
-/// The devices the hypervisor keeps from dom0: the GIC (all its regions) and the console UART.
-fn dom0_kept(p: &Platform, uart: Option<&Uart>) -> alloc::vec::Vec<Region> {
-    let mut kept = alloc::vec::Vec::new();
-    if let Some(g) = &p.gic {
-        kept.push(g.dist);
-        kept.extend(g.redist.iter());
-        kept.extend([g.cpu_if, g.hyp_if, g.vcpu_if].iter().flatten());
-        kept.extend(g.its.iter());
-    }
-    if let Some(u) = uart {
-        kept.push(Region::new(u.base, u.size.max(console::PL011_SIZE)));
-    }
-    kept
-}
-
-/// MMIO dom0 may map itself (`XENMAPSPACE_dev_mmio`): every frame that is neither RAM nor a
-/// device the hypervisor keeps (the GIC, the console UART).
-fn dom0_iomem(p: &Platform, uart: Option<&Uart>, ipa_bits: u32) -> alloc::vec::Vec<(u64, u64)> {
-    use crate::dom0::layout::subtract;
-    let r = |x: &Region| Range { start: x.base & !0xfff, end: (x.end() + 0xfff) & !0xfff };
-    let mut kept: alloc::vec::Vec<Range> = p.memory.iter().map(r).collect();
-    kept.extend(dom0_kept(p, uart).iter().map(r));
-    subtract(&[Range { start: 0, end: 1 << ipa_bits }], &kept).iter().map(|x| (x.start >> 12, x.end >> 12)).collect()
+/// The console UART's register window (the hypervisor keeps it from dom0).
+fn console_region(uart: Option<&Uart>) -> Option<Region> {
+    uart.map(|u| Region::new(u.base, u.size.max(console::PL011_SIZE)))
 }
 
 // ---- MMU-on phase ----------------------------------------------------------------------------
@@ -520,8 +404,10 @@ impl<T: core::fmt::Display + core::fmt::LowerHex> core::fmt::LowerHex for Opt<T>
     }
 }
 
+#[allow(clippy::too_many_arguments)] // (every piece of the boot log's input, once)
 fn boot_log(
     img: &Image,
+    dtb: Region,
     dt: &DeviceTree,
     p: &Platform,
     o: &BootOptions,
@@ -540,7 +426,7 @@ fn boot_log(
     let midr = MIDR_EL1.get();
     info!(
         "Entered at EL2 on CPU MPIDR {:#x} (MIDR {:#010x}); image at {:#x}-{:#x} ({} KiB incl. bss)",
-        mpidr & 0xff_00ff_ffff,
+        mpidr_affinity(mpidr),
         midr,
         img.start,
         img.end,
@@ -548,7 +434,7 @@ fn boot_log(
     );
     info!(
         "Device tree at {:#x} ({} bytes): {}",
-        dtb().base,
+        dtb.base,
         dt.total_size(),
         p.model.or(p.compatible).unwrap_or("(no model)")
     );

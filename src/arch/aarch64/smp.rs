@@ -1,6 +1,7 @@
-//! Physical CPUs: per-CPU state, and starting the secondary CPUs named by the device tree.
+//! Starting the secondary CPUs named by the device tree.
 //!
-//! Each CPU's index is in TPIDR_EL2. Secondaries are released with PSCI `CPU_ON` through the
+//! Each CPU's per-CPU block ([`super::percpu`]) is named by its TPIDR_EL2. Secondaries are
+//! released with PSCI `CPU_ON` through the
 //! firmware conduit, or through their spin table (`cpu-release-addr`, the Raspberry Pi's
 //! firmware). Either way they start with the MMU off at `granite_secondary_entry`, find their
 //! index and stack by their MPIDR in [`SecondaryBoot`] (cleaned to memory by the boot CPU),
@@ -8,29 +9,19 @@
 //! [`granite_secondary_main`], which initialises the CPU and parks it in the idle loop until a
 //! vCPU pinned to it is started.
 
-use super::{cache, exceptions, gic, psci, setup};
+use super::{cache, exceptions, gic, image, percpu, psci, vcpu_run};
 use crate::dt::{EnableMethod, Platform};
+use crate::sched::MAX_CPUS;
+use crate::sysreg::{MPIDR_AFFINITY_MASK, mpidr_affinity};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
 use alloc::vec::Vec;
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use log::{info, warn};
 
-pub const MAX_CPUS: usize = 8;
 /// Each secondary CPU's EL2 stack.
 const STACK_ORDER: u32 = 4; // 64 KiB
-
-/// A physical CPU.
-pub struct Cpu {
-    pub index: usize,
-    pub mpidr: u64,
-    pub online: AtomicBool,
-    /// Top of its EL2 stack (reset to this whenever it enters a vCPU).
-    pub stack_top: u64,
-}
-
-static CPUS: spin::Once<Vec<Cpu>> = spin::Once::new();
 
 /// The boot-time table secondaries read with their MMU off (`#[repr(C)]`; offsets used by
 /// the entry assembly).
@@ -56,8 +47,6 @@ static GRANITE_SECONDARY_BOOT: SecondaryBoot = SecondaryBoot {
     stack_top: [const { AtomicU64::new(0) }; MAX_CPUS],
 };
 
-const MPIDR_MASK: u64 = 0xff_00ff_ffff;
-
 global_asm!(
     r#"
     .text
@@ -70,8 +59,7 @@ granite_secondary_entry:
     msr     cptr_el2, x2
     isb
     mrs     x1, mpidr_el1
-    mov     x3, #0xffffff
-    movk    x3, #0xff, lsl #32
+    ldr     x3, ={mask}
     and     x1, x1, x3
     adrp    x2, GRANITE_SECONDARY_BOOT
     add     x2, x2, :lo12:GRANITE_SECONDARY_BOOT
@@ -111,6 +99,7 @@ granite_secondary_entry:
     b       9b
 "#,
     max = const MAX_CPUS,
+    mask = const MPIDR_AFFINITY_MASK,
 );
 
 const _: () = {
@@ -122,31 +111,13 @@ unsafe extern "C" {
     fn granite_secondary_entry();
 }
 
-/// This CPU's index.
-pub fn this() -> usize {
-    TPIDR_EL2.get() as usize
-}
-
-pub fn cpus() -> &'static [Cpu] {
-    CPUS.get().map_or(&[], |v| v.as_slice())
-}
-
-pub fn cpu(i: usize) -> &'static Cpu {
-    &cpus()[i]
-}
-
-/// How many CPUs are online.
-pub fn online() -> usize {
-    cpus().iter().filter(|c| c.online.load(Ordering::Acquire)).count()
-}
-
 /// On the boot CPU, MMU on, hypervisor built: record every CPU and start the secondaries.
 pub fn start_secondaries(plat: &Platform) {
-    let hv = setup::hypervisor();
-    let boot_mpidr = MPIDR_EL1.get() & MPIDR_MASK;
-    TPIDR_EL2.set(0);
-    let (_, boot_top) = setup::boot_stack();
-    let mut list = Vec::from([Cpu { index: 0, mpidr: boot_mpidr, online: AtomicBool::new(true), stack_top: boot_top }]);
+    let hv = percpu::hv();
+    let boot_mpidr = mpidr_affinity(MPIDR_EL1.get());
+    let (_, boot_top) = image::boot_stack();
+    // (index, MPIDR, stack top) of every CPU
+    let mut list: Vec<(usize, u64, u64)> = Vec::from([(0, boot_mpidr, boot_top)]);
     let mut release: Vec<(usize, EnableMethod, Option<u64>)> = Vec::new();
     for c in plat.cpus.iter().filter(|c| c.enabled && c.mpidr != boot_mpidr) {
         if list.len() == MAX_CPUS {
@@ -162,13 +133,14 @@ pub fn start_secondaries(plat: &Platform) {
         };
         let index = list.len();
         let top = stack + (4096 << STACK_ORDER);
-        list.push(Cpu { index, mpidr: c.mpidr, online: AtomicBool::new(false), stack_top: top });
+        list.push((index, c.mpidr, top));
         release.push((index, c.enable_method, c.release_addr));
     }
     let b = &GRANITE_SECONDARY_BOOT;
-    for c in &list {
-        b.mpidr[c.index].store(c.mpidr, Ordering::Relaxed);
-        b.stack_top[c.index].store(c.stack_top, Ordering::Relaxed);
+    for &(index, mpidr, top) in &list {
+        b.mpidr[index].store(mpidr, Ordering::Relaxed);
+        b.stack_top[index].store(top, Ordering::Relaxed);
+        percpu::declare(index, mpidr, top);
     }
     b.count.store(list.len() as u64, Ordering::Relaxed);
     b.mair.store(MAIR_EL2.get(), Ordering::Relaxed);
@@ -177,11 +149,10 @@ pub fn start_secondaries(plat: &Platform) {
     b.sctlr.store(SCTLR_EL2.get(), Ordering::Relaxed);
     let p = b as *const SecondaryBoot as u64;
     cache::clean_range(p, p + core::mem::size_of::<SecondaryBoot>() as u64);
-    CPUS.call_once(|| list);
 
     let entry = granite_secondary_entry as *const () as u64;
     for (index, method, release_addr) in release {
-        let c = cpu(index);
+        let c = percpu::cpu(index);
         match (method, release_addr) {
             (EnableMethod::SpinTable, Some(addr)) => {
                 // SAFETY: the release address is RAM the firmware reserved for this (kept out
@@ -192,39 +163,40 @@ pub fn start_secondaries(plat: &Platform) {
                 aarch64_cpu::asm::sev();
             }
             (EnableMethod::Psci, _) => {
-                let r = psci::call(xen_abi::psci::PSCI_CPU_ON_64, c.mpidr, entry, index as u64);
+                let r = psci::call(xen_abi::psci::PSCI_CPU_ON_64, c.mpidr(), entry, index as u64);
                 if r != Some(0) {
-                    warn!("CPU{index} (MPIDR {:#x}): PSCI CPU_ON failed ({r:?})", c.mpidr);
+                    warn!("CPU{index} (MPIDR {:#x}): PSCI CPU_ON failed ({r:?})", c.mpidr());
                 }
             }
-            _ => warn!("CPU{index} (MPIDR {:#x}): no way to start it", c.mpidr),
+            _ => warn!("CPU{index} (MPIDR {:#x}): no way to start it", c.mpidr()),
         }
     }
     // Wait (at most about a second) for them to come up.
     let freq = CNTFRQ_EL0.get().max(1);
     let t0 = CNTPCT_EL0.get();
-    while online() < cpus().len() && CNTPCT_EL0.get() - t0 < freq {
+    while percpu::online() < percpu::cpus().len() && CNTPCT_EL0.get() - t0 < freq {
         core::hint::spin_loop();
     }
-    info!("SMP: {} of {} CPUs online", online(), cpus().len());
+    info!("SMP: {} of {} CPUs online", percpu::online(), percpu::cpus().len());
 }
 
 /// A secondary CPU's first Rust code: MMU on, on its own stack.
 #[unsafe(no_mangle)]
 extern "C" fn granite_secondary_main(index: u64) -> ! {
-    TPIDR_EL2.set(index);
+    let c = percpu::cpu(index as usize);
+    percpu::init_this_cpu(c.index, c.mpidr(), c.stack_top());
     exceptions::install();
     HCR_EL2.write(HCR_EL2::RW::EL1IsAarch64);
     VTTBR_EL2.set(0);
-    let hv = setup::hypervisor();
+    let hv = percpu::hv();
     VTCR_EL2.set(hv.stage.vtcr);
     barrier::isb(barrier::SY);
     if gic::driver().is_some() {
         gic::init_cpu();
         gic::enable(gic::SGI_KICK);
     }
-    let c = cpu(index as usize);
-    c.online.store(true, Ordering::Release);
-    log::debug!("CPU{index} (MPIDR {:#x}) online", c.mpidr);
-    super::guest::idle()
+    c.set_online();
+    hv.sched.set_online(c.index);
+    log::debug!("CPU{index} (MPIDR {:#x}) online", c.mpidr());
+    vcpu_run::idle()
 }

@@ -1,0 +1,32 @@
+//! The machine's services the portable core asks for ([`crate::hw::Hw`]): kicking another
+//! CPU (an SGI), printing a guest's console line, and the system counter.
+
+use super::{console, gic, percpu};
+use crate::types::DomId;
+use aarch64_cpu::asm::{self, barrier};
+use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
+
+pub struct ArchHw;
+
+impl crate::hw::Hw for ArchHw {
+    fn kick(&self, pcpu: usize) {
+        // What the caller wrote (a vCPU's state) must be visible to the CPU the SGI wakes.
+        barrier::dsb(barrier::ISH);
+        let sent = gic::driver().is_some() && gic::send_sgi(percpu::cpu(pcpu).mpidr(), gic::SGI_KICK).is_ok();
+        if !sent {
+            asm::sev(); // no GIC: idle CPUs poll with WFE
+        }
+    }
+
+    fn console_line(&self, dom: DomId, line: &str) {
+        console::write_fmt(format_args!("(d{dom}) {line}\n"));
+    }
+
+    fn counter(&self) -> u64 {
+        CNTPCT_EL0.get()
+    }
+
+    fn counter_hz(&self) -> u64 {
+        CNTFRQ_EL0.get().max(1)
+    }
+}
