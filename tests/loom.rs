@@ -1,6 +1,7 @@
-//! Model checking of the lock protocol with loom: every interleaving (up to a preemption
-//! bound) of two or three threads doing add_to_physmap / remove_from_physmap / grant-table
-//! growth / teardown on the same domain, with the invariants checked at the end.
+//! Model checking with loom: every interleaving (up to a preemption bound) of two or three
+//! threads doing add_to_physmap / remove_from_physmap / grant-table growth / teardown on the
+//! same domain, and of PSCI CPU_ON racing CPU_OFF, AFFINITY_INFO and the domain's shutdown,
+//! with the invariants checked at the end.
 //!
 //! Run with:  RUSTFLAGS="--cfg loom" cargo test --release --test loom
 //! (see README: "Model checking"). Under loom, the core's locks and frame-table atomics are
@@ -11,13 +12,18 @@ use granite::audit::audit;
 use granite::domain::Domain;
 use granite::hv::Options;
 use granite::hypercall::memory::{add_to_physmap_one, remove_from_physmap_one};
+use granite::lifecycle::{self, Shutdown};
 use granite::testing::*;
 use granite::tlb::NoTlb;
 use granite::types::{Errno, Gfn};
+use granite::vcpu::RunState;
+use granite::vpsci::{self, PsciOutcome};
 use loom::thread;
 use std::sync::Arc;
 use xen_abi::DOMID_XEN;
 use xen_abi::memory::*;
+use xen_abi::psci::*;
+use xen_abi::sched::SHUTDOWN_POWEROFF;
 
 const G1: Gfn = Gfn(GUEST_GNTTAB_GFN);
 const G2: Gfn = Gfn(GUEST_GNTTAB_GFN + 1);
@@ -27,8 +33,9 @@ fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> thread::J
     thread::Builder::new().stack_size(1 << 20).spawn(f).expect("spawn a model thread")
 }
 
-/// Explore every interleaving up to the preemption bound; returns how many were run.
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+/// Explore every interleaving up to the preemption bound; at least `at_least` must exist (a
+/// model that does not race explores one).
+fn model(name: &str, at_least: usize, f: impl Fn() + Sync + Send + 'static) {
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     RUNS.store(0, std::sync::atomic::Ordering::SeqCst);
     let mut b = loom::model::Builder::new();
@@ -42,7 +49,7 @@ fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     });
     let n = RUNS.load(std::sync::atomic::Ordering::SeqCst);
     println!("{name}: {n} interleavings explored");
-    assert!(n > 100, "{name}: only {n} interleavings — the model does not race");
+    assert!(n >= at_least, "{name}: only {n} interleavings — the model does not race");
 }
 
 /// A small machine with one domain whose P2M tables for the grant region already exist, so the
@@ -75,7 +82,7 @@ fn check(m: &HostMachine, d: &Domain) {
 
 #[test]
 fn racing_maps_of_one_frame_at_two_gfns_and_a_remove() {
-    model("map/map/remove", || {
+    model("map/map/remove", 100, || {
         let (m, d) = world();
         let (m1, d1) = (m.clone(), d.clone());
         let t1 = spawn(move || add(&m1, &d1, XENMAPSPACE_GRANT_TABLE, 0, G1));
@@ -99,7 +106,7 @@ fn racing_maps_of_one_frame_at_two_gfns_and_a_remove() {
 
 #[test]
 fn growth_races_with_mapping_new_frames() {
-    model("grow/map/map", || {
+    model("grow/map/map", 100, || {
         let (m, d) = world();
         let (m1, d1) = (m.clone(), d.clone());
         let t1 = spawn(move || add(&m1, &d1, XENMAPSPACE_GRANT_TABLE, 2, G1));
@@ -124,7 +131,7 @@ fn growth_races_with_mapping_new_frames() {
 
 #[test]
 fn shared_info_map_races_with_teardown() {
-    model("map/map/teardown", || {
+    model("map/map/teardown", 100, || {
         let (m, d) = world();
         let free0 = m.hv.mm.heap.free_frames();
         let (m1, d1) = (m.clone(), d.clone());
@@ -142,5 +149,85 @@ fn shared_info_map_races_with_teardown() {
         assert_eq!(m.hv.mm.audit.stale_gfn_frees.load(std::sync::atomic::Ordering::Relaxed), 0);
         assert!(m.hv.mm.heap.free_frames() > free0);
         assert!(audit(&m.hv).is_clean());
+    });
+}
+
+// ---- vCPUs: PSCI racing PSCI and the domain's shutdown ----------------------------------------
+
+/// A domain with three vCPUs: vCPU 0 and 2 running, vCPU 1 off.
+fn vcpu_world() -> (Arc<HostMachine>, Arc<Domain>) {
+    let m = Arc::new(HostMachine::new(48, 40, Arc::new(NoTlb), Options::default()));
+    let mut cfg = m.hv.domain_config(1);
+    cfg.pcpus = vec![0, 1, 2];
+    let d = m.hv.create_domain(cfg).unwrap();
+    for i in [0, 2] {
+        d.vcpus[i].power_on(0x1000, 0, || false).unwrap();
+        assert!(d.vcpus[i].take_start().is_some());
+    }
+    (m, d)
+}
+
+fn cpu_on(d: &Domain, from: usize, target: u64) -> i64 {
+    match vpsci::call(d, &d.vcpus[from], PSCI_CPU_ON_64 as u64, target, 0x2000, 7) {
+        PsciOutcome::Return { x0, .. } => x0,
+        o => panic!("CPU_ON gave {o:?}"),
+    }
+}
+
+#[test]
+fn cpu_on_races_the_domains_shutdown_and_affinity_info() {
+    model("cpu_on/shutdown/affinity_info", 100, || {
+        let (m, d) = vcpu_world();
+        let d1 = d.clone();
+        let t1 = spawn(move || cpu_on(&d1, 0, 1));
+        let (m2, d2) = (m.clone(), d.clone());
+        let t2 = spawn(move || lifecycle::shutdown(&m2.hv, &d2, &d2.vcpus[2], SHUTDOWN_POWEROFF));
+        let info = match vpsci::call(&d, &d.vcpus[0], PSCI_AFFINITY_INFO_64 as u64, 1, 0, 0) {
+            PsciOutcome::Return { x0, .. } => x0,
+            o => panic!("{o:?}"),
+        };
+        let (on, stop) = (t1.join().unwrap(), t2.join().unwrap());
+        // Started before the shutdown reached it, or refused: never left pending or running.
+        assert!(on == PSCI_SUCCESS || on == PSCI_DENIED, "CPU_ON: {on}");
+        assert_eq!(d.vcpus[1].state(), RunState::Off, "vCPU 1 outlived the shutdown (CPU_ON {on})");
+        assert!(matches!(info, 1 | 2), "AFFINITY_INFO {info}: vCPU 1 is never on");
+        // vCPU 0 (running) was asked to stop; vCPU 2 stopped itself.
+        assert_eq!(stop, Shutdown::Stop { kick: vec![0] });
+        assert_eq!(d.vcpus[0].state(), RunState::Stopping);
+        assert!(d.vcpus[0].stop_if_requested());
+        assert!(lifecycle::all_stopped(&d));
+    });
+}
+
+#[test]
+fn cpu_on_races_cpu_off_of_its_target() {
+    model("cpu_on/cpu_off", 3, || {
+        let (_m, d) = vcpu_world();
+        let d1 = d.clone();
+        let t1 = spawn(move || cpu_on(&d1, 0, 2));
+        let off = vpsci::call(&d, &d.vcpus[2], PSCI_CPU_OFF as u64, 0, 0, 0);
+        assert_eq!(off, PsciOutcome::Off);
+        let on = t1.join().unwrap();
+        // Either CPU_ON saw it still on, or it came after CPU_OFF and started it again.
+        match on {
+            PSCI_ALREADY_ON => assert_eq!(d.vcpus[2].state(), RunState::Off),
+            PSCI_SUCCESS => assert_eq!(d.vcpus[2].state(), RunState::Pending { entry: 0x2000, context: 7 }),
+            r => panic!("CPU_ON: {r}"),
+        }
+    });
+}
+
+#[test]
+fn two_cpu_ons_of_one_vcpu_start_it_once() {
+    model("cpu_on/cpu_on", 3, || {
+        let (_m, d) = vcpu_world();
+        let d1 = d.clone();
+        let t1 = spawn(move || cpu_on(&d1, 0, 1));
+        let r2 = cpu_on(&d, 2, 1);
+        let r1 = t1.join().unwrap();
+        let mut rs = [r1, r2];
+        rs.sort();
+        assert_eq!(rs, [PSCI_ON_PENDING, PSCI_SUCCESS]);
+        assert_eq!(d.vcpus[1].take_start(), Some((0x2000, 7)));
     });
 }

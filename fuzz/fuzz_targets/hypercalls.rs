@@ -6,6 +6,7 @@
 //!
 //!     scripts/fuzz-host.sh [seconds]     (cargo +nightly fuzz run hypercalls)
 #![no_main]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use granite::audit::audit;
 use granite::hv::{Hypervisor, Options};

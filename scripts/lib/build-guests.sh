@@ -3,7 +3,7 @@
 # that scripts/build.sh defines (the sysroot's rust-objcopy).
 guests=(smoke fuzz xdom bench)
 echo "[build] test guests: ${guests[*]}"
-cargo build --release --target aarch64-unknown-none -p granite-guests
+cargo build --release --target aarch64-unknown-none -p granite-guests --features guest
 for g in "${guests[@]}"; do
     elf=target/aarch64-unknown-none/release/$g
     img=target/images/$g.img

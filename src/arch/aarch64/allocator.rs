@@ -2,11 +2,12 @@
 //! an arena carved from boot memory. Page frames (guest RAM, P2M tables, grant frames) come
 //! from the frame-table buddy allocator instead (`mm.heap`).
 
+use crate::sync::{Mutex, rank};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{NonNull, null_mut};
 use linked_list_allocator::Heap;
 
-struct Allocator(spin::Mutex<Heap>);
+struct Allocator(Mutex<Heap>);
 
 // SAFETY: `Heap` hands out disjoint blocks of the arena it was given; the mutex serialises it.
 unsafe impl GlobalAlloc for Allocator {
@@ -22,7 +23,7 @@ unsafe impl GlobalAlloc for Allocator {
 }
 
 #[global_allocator]
-static ALLOCATOR: Allocator = Allocator(spin::Mutex::new(Heap::empty()));
+static ALLOCATOR: Allocator = Allocator(Mutex::new(rank::ALLOCATOR, Heap::empty()));
 
 /// Give the allocator its arena (once, MMU on).
 ///

@@ -11,6 +11,7 @@
 //! The UART is used as the firmware left it (baud rate, line format): like Xen without a
 //! `dtuart=...:baud` setting. Only transmit is used.
 
+use crate::sync::{Mutex, rank};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use tock_registers::{LocalRegisterCopy, register_bitfields};
@@ -61,7 +62,7 @@ impl Pl011 {
 /// The PL011's physical (= virtual) base address; 0 until the boot code found one.
 static BASE: AtomicUsize = AtomicUsize::new(0);
 /// Serialises [`write_str`] callers.
-static LOCK: spin::Mutex<()> = spin::Mutex::new(());
+static LOCK: Mutex<()> = Mutex::new(rank::CONSOLE, ());
 
 /// Register window size to map.
 pub const PL011_SIZE: u64 = 0x1000;

@@ -10,6 +10,8 @@
 //!
 //! ```ignore
 //! #![no_std]
+// Host builds of the workspace compile nothing here (see Cargo.toml's `guest` feature).
+#![cfg(all(target_os = "none", feature = "guest"))]
 //! #![no_main]
 //! granite_guests::entry!(main);
 //! fn main(p: &granite_guests::Platform) {
