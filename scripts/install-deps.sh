@@ -16,6 +16,8 @@ need_qemu() {
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
+. "$(dirname "$0")/lib/apt-mirror.sh"
+
 apt_updated=0
 apt_update() {
     if [ "$apt_updated" = 0 ]; then
@@ -27,9 +29,11 @@ apt_update() {
 if need_qemu; then
     echo "[install-deps] installing qemu-system-arm from bookworm-backports"
     if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-        $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<'SRC'
+        # The machine's own Debian mirror (the first URI of its main sources).
+        mirror=$(debian_mirror)
+        $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<SRC
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: $mirror
 Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # README command 2: every test, each bounded in time.
+#   0. gates: rustfmt, clippy with -D warnings (host and aarch64-unknown-none), no module cycle
 #   1. host tests of the portable core (unit, integration, model-based property tests)
 #   2. model checking of the lock protocol (loom), and a short burst of host-side fuzzing of
 #      the hypercall layer (libFuzzer; skipped, and said so, without a nightly toolchain)
-#   3. boot tests of the EL2 image under QEMU (scripts/boot-smoke.sh)
+#   3. boot tests of the EL2 image under QEMU (scripts/boot-smoke.sh), and the debug build of
+#      the image (lock ranks checked) running the cross-domain and SMP fuzz guests
 #   4. the smoke guest as dom0 on granite, and the same guest under the same QEMU command on
 #      real Xen 4.17 (Debian's package): both must pass every scenario
 #   5. cross-domain grants end to end (a 2-vCPU domU granting to dom0, revocation, a crash
@@ -22,8 +24,15 @@ step "setup (QEMU 10, Rust target, Xen 4.17 and Pi 4 payloads)"
 bash scripts/install-deps.sh
 bash scripts/fetch-payloads.sh xen linux rpi-firmware
 
-step "host tests (cargo test)"
-cargo test --workspace --exclude granite-guests
+step "gates: cargo fmt --check, clippy -D warnings (host, aarch64-unknown-none), module cycles"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --release --target aarch64-unknown-none -p granite -p granite-guests --features granite-guests/guest \
+    -- -D warnings
+python3 scripts/lib/modcycles.py src
+
+step "host tests (cargo test --workspace)"
+cargo test --workspace
 
 step "model checking of the lock protocol (loom)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --test loom -- --nocapture --test-threads 1
@@ -36,6 +45,11 @@ bash scripts/build.sh
 
 step "boot tests under QEMU"
 SKIP_BUILD=1 bash scripts/boot-smoke.sh
+
+step "lock order on the image: the debug build (ranks checked) with cross-domain grants and 4 racing vCPUs"
+HV=target/images/granite-debug.bin NO_BUILD=1 TIMEOUT=180 bash scripts/xdom-test.sh
+HV=target/images/granite-debug.bin HV_APPEND="granite_audit=1 dom0_max_vcpus=4" NO_BUILD=1 ITERS=1500 TIMEOUT=300 \
+    bash scripts/fuzz.sh 0x10c4
 
 step "conformance: the smoke guest as dom0 on granite"
 HV=target/images/granite.bin NO_BUILD=1 TIMEOUT=60 bash scripts/xen-conformance.sh

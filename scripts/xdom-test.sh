@@ -14,7 +14,7 @@ mkdir -p target/logs
 # QEMU puts each guest-loader node before the previous ones: the last one given here is the
 # first kernel module in the device tree, which becomes dom0 (as on Xen).
 timeout "${TIMEOUT:-120}" qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu cortex-a57 -smp 3 -m 2G \
-    -nographic -no-reboot -kernel target/images/granite.bin \
+    -nographic -no-reboot -kernel "${HV:-target/images/granite.bin}" \
     -append "dom0_mem=128M loglvl=all granite_audit=1" \
     -device "guest-loader,addr=0x4a000000,kernel=target/images/xdom.img,bootargs=role=domu granite.vcpus=2 granite.mem=32M" \
     -device "guest-loader,addr=0x49000000,kernel=target/images/xdom.img,bootargs=role=dom0" \

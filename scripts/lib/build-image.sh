@@ -9,3 +9,9 @@ if [ "$(od -An -tx1 -j56 -N4 target/images/granite.bin | tr -d ' \n')" != "41524
     exit 1
 fi
 echo "[build] target/images/granite.bin ($(stat -c %s target/images/granite.bin) bytes)"
+# The same image built with debug assertions: the lock-order checker of src/sync.rs runs on it
+# (target/images/granite-debug.bin; scripts/test.sh boots guests on it).
+echo "[build] granite, debug build (lock ranks checked)"
+cargo build --target aarch64-unknown-none -p granite --bin granite
+objcopy -O binary target/aarch64-unknown-none/debug/granite target/images/granite-debug.bin
+echo "[build] target/images/granite-debug.bin ($(stat -c %s target/images/granite-debug.bin) bytes)"

@@ -1,40 +1,8 @@
 //! Stage-2 descriptors (4 KiB granule) and the P2M types kept in their software bits.
 
+pub use crate::descriptor::DESC as S2_DESC;
 use crate::types::Mfn;
 use tock_registers::LocalRegisterCopy;
-use tock_registers::register_bitfields;
-
-register_bitfields! {u64,
-    /// A VMSAv8-64 stage-2 block, page or table descriptor.
-    pub S2_DESC [
-        VALID OFFSET(0) NUMBITS(1) [],
-        /// 1 for table descriptors (levels 0-2) and for page descriptors (level 3).
-        TABLE OFFSET(1) NUMBITS(1) [],
-        /// MemAttr[3:0] (FEAT_S2FWB off): [3:2] outer, [1:0] inner / device type.
-        MEMATTR OFFSET(2) NUMBITS(4) [
-            Device_nGnRE = 0b0001,
-            Normal_NC = 0b0101,
-            Normal_WB = 0b1111
-        ],
-        S2AP OFFSET(6) NUMBITS(2) [
-            None = 0b00,
-            ReadOnly = 0b01,
-            ReadWrite = 0b11
-        ],
-        SH OFFSET(8) NUMBITS(2) [
-            NonShareable = 0b00,
-            OuterShareable = 0b10,
-            InnerShareable = 0b11
-        ],
-        AF OFFSET(10) NUMBITS(1) [],
-        /// Output address bits [47:12].
-        OA OFFSET(12) NUMBITS(36) [],
-        CONTIG OFFSET(52) NUMBITS(1) [],
-        XN OFFSET(54) NUMBITS(1) [],
-        /// Software bits 58:55: the P2M type.
-        P2M_TYPE OFFSET(55) NUMBITS(4) []
-    ]
-}
 
 /// The P2M type of a mapping (Xen's `p2m_type_t` values, kept in descriptor bits 58:55).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]

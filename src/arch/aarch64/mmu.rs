@@ -11,6 +11,7 @@
 //! Tables come from a fixed pool in `.bss`; the map is built once at boot, with the MMU off,
 //! and never changed afterwards.
 
+use crate::descriptor::DESC as S1_DESC;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
     ID_AA64MMFR0_EL1, MAIR_EL2, ReadWriteable, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2, Writeable,
@@ -18,36 +19,6 @@ use aarch64_cpu::registers::{
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use tock_registers::LocalRegisterCopy;
-use tock_registers::register_bitfields;
-
-register_bitfields! {u64,
-    /// A VMSAv8-64 stage-1 descriptor of the EL2 translation regime (4 KiB granule).
-    pub S1_DESC [
-        VALID OFFSET(0) NUMBITS(1) [],
-        /// Levels 0-2: 1 = table, 0 = block. Level 3: must be 1 (page).
-        TABLE_OR_PAGE OFFSET(1) NUMBITS(1) [],
-        /// Index into MAIR_EL2.
-        ATTR_INDX OFFSET(2) NUMBITS(3) [
-            Device = 0,
-            Normal = 1
-        ],
-        /// AP[2:1]; AP[1] is RES1 in the EL2 regime (no EL0 access).
-        AP OFFSET(6) NUMBITS(2) [
-            ReadWrite = 0b01,
-            ReadOnly = 0b11
-        ],
-        SH OFFSET(8) NUMBITS(2) [
-            NonShareable = 0b00,
-            OuterShareable = 0b10,
-            InnerShareable = 0b11
-        ],
-        AF OFFSET(10) NUMBITS(1) [],
-        /// Output address bits [47:12] (also the next-level table address).
-        OA OFFSET(12) NUMBITS(36) [],
-        /// Execute never.
-        XN OFFSET(54) NUMBITS(1) []
-    ]
-}
 
 /// What a mapping is for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -76,13 +47,13 @@ impl Kind {
                 S1_DESC::ATTR_INDX::Device + S1_DESC::AP::ReadWrite + S1_DESC::SH::OuterShareable + S1_DESC::XN::SET
             }
         };
-        let page = if level == 3 { S1_DESC::TABLE_OR_PAGE::SET } else { S1_DESC::TABLE_OR_PAGE::CLEAR };
+        let page = if level == 3 { S1_DESC::TABLE::SET } else { S1_DESC::TABLE::CLEAR };
         (S1_DESC::VALID::SET + page + S1_DESC::AF::SET + S1_DESC::OA.val(pa >> 12) + attrs).value
     }
 }
 
 fn table_desc(pa: u64) -> u64 {
-    (S1_DESC::VALID::SET + S1_DESC::TABLE_OR_PAGE::SET + S1_DESC::OA.val(pa >> 12)).value
+    (S1_DESC::VALID::SET + S1_DESC::TABLE::SET + S1_DESC::OA.val(pa >> 12)).value
 }
 
 type Desc = LocalRegisterCopy<u64, S1_DESC::Register>;
@@ -217,7 +188,7 @@ impl Stage1 {
     }
 
     fn is_table(d: Desc, level: u32) -> bool {
-        level < 3 && d.is_set(S1_DESC::VALID) && d.is_set(S1_DESC::TABLE_OR_PAGE)
+        level < 3 && d.is_set(S1_DESC::VALID) && d.is_set(S1_DESC::TABLE)
     }
 
     /// The range the pool occupies (for cache maintenance).

@@ -93,6 +93,35 @@ pub trait GicDriver: Sync {
     fn init_virt(&self) -> Option<VirtIf>;
 }
 
+/// A device's register map `T` (a tock `register_structs!` type) at a fixed address, the way
+/// the drivers hold their registers: a `Sync` handle that derefs to the map.
+pub struct Mmio<T> {
+    base: usize,
+    _map: core::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Mmio<T> {
+    /// # Safety
+    /// `base` must be the start of a register window of that device type, from the device
+    /// tree, mapped as Device memory in the EL2 map for the rest of the hypervisor's life and
+    /// at least `size_of::<T>()` bytes long.
+    pub const unsafe fn new(base: u64) -> Mmio<T> {
+        Mmio { base: base as usize, _map: core::marker::PhantomData }
+    }
+    pub fn base(&self) -> u64 {
+        self.base as u64
+    }
+}
+
+impl<T> core::ops::Deref for Mmio<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: `new`'s contract: the window is mapped for good; the register types are
+        // volatile cells, so the reference is only ever used for volatile accesses.
+        unsafe { &*(self.base as *const T) }
+    }
+}
+
 static DRIVER: spin::Once<&'static dyn GicDriver> = spin::Once::new();
 
 /// On the boot CPU, once: find the driver for the device tree's GIC, initialise the

@@ -8,63 +8,27 @@
 //! raspi4b GIC) everything stays in Group 0, both groups are enabled and Group 0 is signalled
 //! as IRQ (FIQEn clear). Either way interrupts reach EL2 as IRQs.
 
-use super::{GicDriver, GicError, Irq, VirtIf};
+use super::{GicDriver, GicError, Irq, Mmio, VirtIf};
 use crate::dt::{Gic, GicVersion, Region};
+use crate::gic::SPI_END;
+use crate::gic::regs::{GICC_CTLR, GICC_IAR, GICD_SGIR, GICD_TYPER, GICH_HCR, GICH_VTR, Gicc, Gicd, Gich};
+use crate::sysreg::mpidr_affinity;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{MPIDR_EL1, Readable};
 use core::sync::atomic::{AtomicU64, Ordering};
-
-// Distributor
-const GICD_CTLR: u64 = 0x000;
-const GICD_TYPER: u64 = 0x004;
-const GICD_ISENABLER: u64 = 0x100;
-const GICD_ICENABLER: u64 = 0x180;
-const GICD_ICPENDR: u64 = 0x280;
-const GICD_ICACTIVER: u64 = 0x380;
-const GICD_IPRIORITYR: u64 = 0x400;
-const GICD_ITARGETSR: u64 = 0x800;
-const GICD_ICFGR: u64 = 0xc00;
-const GICD_SGIR: u64 = 0xf00;
-const GICD_CPENDSGIR: u64 = 0xf10;
-const TYPER_SECURITY_EXTN: u32 = 1 << 10;
-// CPU interface
-const GICC_CTLR: u64 = 0x00;
-const GICC_PMR: u64 = 0x04;
-const GICC_BPR: u64 = 0x08;
-const GICC_IAR: u64 = 0x0c;
-const GICC_EOIR: u64 = 0x10;
-const GICC_IIDR: u64 = 0xfc;
-// Virtual interface control
-const GICH_HCR: u64 = 0x00;
-const GICH_VTR: u64 = 0x04;
-const GICH_VMCR: u64 = 0x08;
-const GICH_APR: u64 = 0xf0;
-const GICH_LR0: u64 = 0x100;
+use tock_registers::interfaces::Writeable;
 
 /// Priority given to every interrupt (the middle of the range; the mask lets all through).
 const PRIORITY: u32 = 0xa0;
-/// Interrupt IDs from 1020 on are special (1022/1023: nothing to acknowledge).
-const FIRST_SPECIAL: u32 = 1020;
 /// GICv2 has at most 8 CPU interfaces.
 const MAX_CPUS: usize = 8;
 const VALID: u64 = 1 << 63;
 
-fn rd(a: u64) -> u32 {
-    // SAFETY: `a` is a register of the GIC the device tree describes, identity-mapped as
-    // Device-nGnRE in the EL2 map (setup's `build_map`); 32-bit accesses are what GICv2
-    // registers take.
-    unsafe { core::ptr::read_volatile(a as *const u32) }
-}
-fn wr(a: u64, v: u32) {
-    // SAFETY: as for `rd`.
-    unsafe { core::ptr::write_volatile(a as *mut u32, v) }
-}
-
 /// A GICv2 and the interface numbers of the CPUs that initialised theirs.
 pub struct GicV2 {
-    dist: u64,
-    cpu: u64,
-    hyp: Option<u64>,
+    dist: Mmio<Gicd>,
+    cpu: Mmio<Gicc>,
+    hyp: Option<Mmio<Gich>>,
     vcpu: Option<Region>,
     /// Interrupt lines (SGIs and PPIs included).
     lines: u32,
@@ -75,53 +39,53 @@ pub struct GicV2 {
 
 static V2: spin::Once<GicV2> = spin::Once::new();
 
-fn affinity(mpidr: u64) -> u64 {
-    mpidr & 0xff_00ff_ffff
-}
-
 impl GicV2 {
     /// Check the GIC answers, then initialise the distributor: every interrupt disabled,
     /// not pending, not active, level-triggered, at [`PRIORITY`], SPIs routed to the calling
     /// CPU; then enabled.
     pub fn init(g: &Gic) -> Result<&'static GicV2, GicError> {
-        let cpu = g.cpu_if.ok_or(GicError::Missing("GICv2 CPU interface (reg[1])"))?.base;
+        let cpu_base = g.cpu_if.ok_or(GicError::Missing("GICv2 CPU interface (reg[1])"))?.base;
+        // SAFETY: the CPU interface's frame from the device tree, mapped as Device memory by
+        // the boot code (`build_map`) for good.
+        let cpu: Mmio<Gicc> = unsafe { Mmio::new(cpu_base) };
         // GICC_IIDR.ArchitectureVersion is 2 on a GICv2.
-        if (rd(cpu + GICC_IIDR) >> 16) & 0xf != 2 {
+        if (cpu.iidr.get() >> 16) & 0xf != 2 {
             return Err(GicError::NotAGic);
         }
-        let dist = g.dist.base;
-        let typer = rd(dist + GICD_TYPER);
-        let lines = (32 * ((typer & 0x1f) + 1)).min(FIRST_SPECIAL);
-        let security = typer & TYPER_SECURITY_EXTN != 0;
+        // SAFETY: as above, the distributor's frame.
+        let dist: Mmio<Gicd> = unsafe { Mmio::new(g.dist.base) };
+        let lines = (32 * (dist.typer.read(GICD_TYPER::IT_LINES) + 1)).min(SPI_END);
+        let security = dist.typer.is_set(GICD_TYPER::SECURITY_EXTN);
+        // SAFETY: as above, the virtual interface control frame, when there is one.
+        let hyp = g.hyp_if.map(|r| unsafe { Mmio::new(r.base) });
         let gic = V2.call_once(|| GicV2 {
             dist,
             cpu,
-            hyp: g.hyp_if.map(|r| r.base),
+            hyp,
             vcpu: g.vcpu_if,
             lines,
             security,
             cpus: [const { AtomicU64::new(0) }; MAX_CPUS],
         });
-        wr(dist + GICD_CTLR, 0);
-        for i in 0..lines / 32 {
-            let o = 4 * i as u64;
-            wr(dist + GICD_ICENABLER + o, !0);
-            wr(dist + GICD_ICPENDR + o, !0);
-            wr(dist + GICD_ICACTIVER + o, !0);
+        let d = &gic.dist;
+        d.ctlr.set(0);
+        for i in 0..(lines / 32) as usize {
+            d.icenabler[i].set(!0);
+            d.icpendr[i].set(!0);
+            d.icactiver[i].set(!0);
         }
         // This CPU's interface mask: the banked ITARGETSR0 reads it back (0 on a GIC with
         // one interface).
-        let me = (rd(dist + GICD_ITARGETSR) & 0xff).max(1);
-        for i in 8..lines / 4 {
-            let o = 4 * i as u64;
-            wr(dist + GICD_IPRIORITYR + o, PRIORITY * 0x0101_0101);
-            wr(dist + GICD_ITARGETSR + o, me * 0x0101_0101);
+        let me = (d.itargetsr[0].get() & 0xff).max(1);
+        for i in 8..(lines / 4) as usize {
+            d.ipriorityr[i].set(PRIORITY * 0x0101_0101);
+            d.itargetsr[i].set(me * 0x0101_0101);
         }
-        for i in 2..lines / 16 {
-            wr(dist + GICD_ICFGR + 4 * i as u64, 0);
+        for i in 2..(lines / 16) as usize {
+            d.icfgr[i].set(0);
         }
         // Secure view absent: enable both groups; Non-secure view: bit 0 is Group 1.
-        wr(dist + GICD_CTLR, if security { 1 } else { 3 });
+        d.ctlr.set(if security { 1 } else { 3 });
         log::info!(
             "GICv2: {} interrupt lines, Security Extensions {}; distributor enabled, every interrupt disabled",
             lines,
@@ -134,13 +98,7 @@ impl GicV2 {
         self.cpus
             .iter()
             .map(|c| c.load(Ordering::Acquire))
-            .find_map(|v| (v & VALID != 0 && (v & !VALID) >> 8 == affinity(mpidr)).then_some((v & 0xff) as u32))
-    }
-
-    fn set_enable(&self, intid: u32, reg: u64) {
-        if intid < self.lines {
-            wr(self.dist + reg + 4 * (intid / 32) as u64, 1 << (intid % 32));
-        }
+            .find_map(|v| (v & VALID != 0 && (v & !VALID) >> 8 == mpidr_affinity(mpidr)).then_some((v & 0xff) as u32))
     }
 }
 
@@ -150,19 +108,19 @@ impl GicDriver for GicV2 {
     }
 
     fn init_cpu(&self) {
-        let d = self.dist;
+        let d = &self.dist;
         // Banked for this CPU: SGIs and PPIs disabled, not pending, at PRIORITY.
-        wr(d + GICD_ICENABLER, !0);
-        wr(d + GICD_ICPENDR, !0);
-        wr(d + GICD_ICACTIVER, !0);
-        for i in 0..4 {
-            wr(d + GICD_CPENDSGIR + 4 * i, !0);
+        d.icenabler[0].set(!0);
+        d.icpendr[0].set(!0);
+        d.icactiver[0].set(!0);
+        for r in d.cpendsgir.iter() {
+            r.set(!0);
         }
-        for i in 0..8 {
-            wr(d + GICD_IPRIORITYR + 4 * i, PRIORITY * 0x0101_0101);
+        for r in &d.ipriorityr[..8] {
+            r.set(PRIORITY * 0x0101_0101);
         }
-        let mask = (rd(d + GICD_ITARGETSR) & 0xff).max(1) as u64;
-        let entry = VALID | affinity(MPIDR_EL1.get()) << 8 | mask;
+        let mask = (d.itargetsr[0].get() & 0xff).max(1) as u64;
+        let entry = VALID | mpidr_affinity(MPIDR_EL1.get()) << 8 | mask;
         if !self.cpus.iter().any(|c| c.load(Ordering::Acquire) == entry) {
             let free =
                 self.cpus.iter().find(|c| c.compare_exchange(0, entry, Ordering::AcqRel, Ordering::Acquire).is_ok());
@@ -170,10 +128,14 @@ impl GicDriver for GicV2 {
                 log::warn!("GICv2: more than {MAX_CPUS} CPUs: SGIs cannot reach MPIDR {:#x}", MPIDR_EL1.get());
             }
         }
-        wr(self.cpu + GICC_PMR, 0xff);
-        wr(self.cpu + GICC_BPR, 0);
+        self.cpu.pmr.set(0xff);
+        self.cpu.bpr.set(0);
         // EOImode 0 (EOI drops priority and deactivates); FIQEn 0 (Group 0 as IRQ).
-        wr(self.cpu + GICC_CTLR, if self.security { 1 } else { 3 });
+        self.cpu.ctlr.write(if self.security {
+            GICC_CTLR::ENABLE_GRP0::SET
+        } else {
+            GICC_CTLR::ENABLE_GRP0::SET + GICC_CTLR::ENABLE_GRP1::SET
+        });
         barrier::isb(barrier::SY);
     }
 
@@ -181,39 +143,47 @@ impl GicDriver for GicV2 {
         let mask = self.mask_of(mpidr).ok_or(GicError::UnknownCpu(mpidr))?;
         // What we wrote before must be visible to the CPU the SGI wakes.
         barrier::dsb(barrier::ISHST);
-        wr(self.dist + GICD_SGIR, (mask << 16) | (sgi & 0xf));
+        self.dist.sgir.write(
+            GICD_SGIR::TARGET_LIST_FILTER::List
+                + GICD_SGIR::CPU_TARGET_LIST.val(mask)
+                + GICD_SGIR::SGI_INTID.val(sgi & 0xf),
+        );
         Ok(())
     }
 
     fn ack(&self) -> Option<Irq> {
-        let raw = rd(self.cpu + GICC_IAR);
-        let intid = raw & 0x3ff;
-        (intid < FIRST_SPECIAL).then_some(Irq { intid, raw })
+        let raw = self.cpu.iar.get();
+        let intid = raw & GICC_IAR::INTERRUPT_ID.mask;
+        (intid < SPI_END).then_some(Irq { intid, raw })
     }
 
     fn eoi(&self, irq: Irq) {
-        wr(self.cpu + GICC_EOIR, irq.raw);
+        self.cpu.eoir.set(irq.raw);
     }
 
     fn enable(&self, intid: u32) {
-        self.set_enable(intid, GICD_ISENABLER);
+        if intid < self.lines {
+            self.dist.isenabler[(intid / 32) as usize].set(1 << (intid % 32));
+        }
     }
 
     fn disable(&self, intid: u32) {
-        self.set_enable(intid, GICD_ICENABLER);
+        if intid < self.lines {
+            self.dist.icenabler[(intid / 32) as usize].set(1 << (intid % 32));
+        }
     }
 
     fn init_virt(&self) -> Option<VirtIf> {
-        let h = self.hyp?;
-        let list_registers = (rd(h + GICH_VTR) & 0x3f) + 1;
-        for i in 0..list_registers as u64 {
-            wr(h + GICH_LR0 + 4 * i, 0);
+        let h = self.hyp.as_ref()?;
+        let list_registers = h.vtr.read(GICH_VTR::LIST_REGS) + 1;
+        for lr in &h.lr[..list_registers as usize] {
+            lr.set(0);
         }
-        wr(h + GICH_APR, 0);
-        wr(h + GICH_VMCR, 0);
+        h.apr.set(0);
+        h.vmcr.set(0);
         // En: the virtual CPU interface signals what the list registers hold (nothing yet);
         // no maintenance interrupt is asked for.
-        wr(h + GICH_HCR, 1);
+        h.hcr.write(GICH_HCR::EN::SET);
         Some(VirtIf { list_registers, vcpu_if: self.vcpu })
     }
 }

@@ -6,65 +6,32 @@
 //!
 //! [`enable`]: super::GicDriver::enable
 
-use super::{GicDriver, GicError, Irq, VirtIf};
+use super::{GicDriver, GicError, Irq, Mmio, VirtIf};
 use crate::dt::{Gic, GicVersion};
+use crate::gic::regs::offsets::{GICR_FRAME, GICR_STRIDE};
+use crate::gic::regs::{GICD_CTLR, GICD_TYPER, GICR_TYPER, GICR_WAKER, Gicd, GicrRd, GicrSgi, ICC_SGI1R};
+use crate::gic::{PPI_END, SPURIOUS};
+use crate::sysreg::mpidr_to_aff32;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{ICC_SRE_EL2, ICH_HCR_EL2, ICH_VTR_EL2, MPIDR_EL1, Readable, Writeable};
 use core::arch::asm;
+use tock_registers::interfaces::ReadWriteable;
 
-/// ICC_IAR1_EL1 value meaning "no pending interrupt".
-const SPURIOUS: u32 = 1023;
 const PRIORITY: u32 = 0xa0;
-
-// Distributor
-const GICD_CTLR: u64 = 0x0;
-const GICD_CTLR_RWP: u32 = 1 << 31;
-const GICD_CTLR_ARE: u32 = 1 << 4;
-const GICD_CTLR_ENABLE_GRP1: u32 = 1 << 1;
-const GICD_TYPER: u64 = 0x4;
-const GICD_IGROUPR: u64 = 0x80;
-const GICD_ISENABLER: u64 = 0x100;
-const GICD_ICENABLER: u64 = 0x180;
-// Redistributor, RD_base frame
-const GICR_TYPER: u64 = 0x8;
-const GICR_TYPER_LAST: u64 = 1 << 4;
-const GICR_TYPER_VLPIS: u64 = 1 << 1;
-const GICR_WAKER: u64 = 0x14;
-const GICR_WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
-const GICR_WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
-// Redistributor, SGI_base frame (RD_base + 64 KiB)
-const SGI_BASE: u64 = 0x1_0000;
-const GICR_IGROUPR0: u64 = SGI_BASE + 0x80;
-const GICR_ISENABLER0: u64 = SGI_BASE + 0x100;
-const GICR_ICENABLER0: u64 = SGI_BASE + 0x180;
-const GICR_IPRIORITYR: u64 = SGI_BASE + 0x400;
-
 const MAX_REDIST_REGIONS: usize = 4;
 
 pub struct GicV3 {
-    dist: u64,
+    dist: Mmio<Gicd>,
     /// Redistributor regions (base, size).
     redist: [(u64, u64); MAX_REDIST_REGIONS],
 }
 
 static V3: spin::Once<GicV3> = spin::Once::new();
 
-fn rd32(a: u64) -> u32 {
-    // SAFETY: `a` is a register of the GIC, mapped Device-nGnRE in the EL2 map.
-    unsafe { core::ptr::read_volatile(a as *const u32) }
-}
-fn wr32(a: u64, v: u32) {
-    // SAFETY: as for `rd32`.
-    unsafe { core::ptr::write_volatile(a as *mut u32, v) }
-}
-fn rd64(a: u64) -> u64 {
-    // SAFETY: as for `rd32`.
-    unsafe { core::ptr::read_volatile(a as *const u64) }
-}
-
-/// MPIDR affinity in GICR_TYPER's layout (Aff3.Aff2.Aff1.Aff0).
-fn affinity(mpidr: u64) -> u64 {
-    (mpidr & 0xff_ffff) | ((mpidr >> 8) & 0xff00_0000)
+/// A redistributor's two frames.
+struct Redist {
+    rd: Mmio<GicrRd>,
+    sgi: Mmio<GicrSgi>,
 }
 
 impl GicV3 {
@@ -78,34 +45,39 @@ impl GicV3 {
         if redist[0].0 == 0 {
             return Err(GicError::Missing("GICv3 redistributor region (reg[1])"));
         }
-        let d = g.dist.base;
-        let lines = 32 * ((rd32(d + GICD_TYPER) & 0x1f) + 1);
-        for i in 1..lines / 32 {
-            wr32(d + GICD_ICENABLER + 4 * i as u64, !0);
-            wr32(d + GICD_IGROUPR + 4 * i as u64, !0);
+        // SAFETY: the distributor's frame from the device tree, mapped as Device memory by
+        // the boot code (`build_map`) for good.
+        let d: Mmio<Gicd> = unsafe { Mmio::new(g.dist.base) };
+        let lines = 32 * (d.typer.read(GICD_TYPER::IT_LINES) + 1);
+        for i in 1..(lines / 32) as usize {
+            d.icenabler[i].set(!0);
+            d.igroupr[i].set(!0);
         }
-        wr32(d + GICD_CTLR, rd32(d + GICD_CTLR) | GICD_CTLR_ARE | GICD_CTLR_ENABLE_GRP1);
-        while rd32(d + GICD_CTLR) & GICD_CTLR_RWP != 0 {}
+        d.ctlr.modify(GICD_CTLR::ARE_NS::SET + GICD_CTLR::ENABLE_GRP1A::SET);
+        while d.ctlr.is_set(GICD_CTLR::RWP) {}
         log::info!(
             "GICv3: {lines} interrupt lines; distributor enabled (affinity routing, group 1), every SPI disabled"
         );
         Ok(V3.call_once(|| GicV3 { dist: d, redist }))
     }
 
-    /// The calling CPU's redistributor (RD_base), found by its affinity.
-    fn redistributor(&self) -> u64 {
-        let me = affinity(MPIDR_EL1.get());
+    /// The calling CPU's redistributor, found by its affinity.
+    fn redistributor(&self) -> Redist {
+        let me = mpidr_to_aff32(MPIDR_EL1.get()) as u64;
         for &(base, size) in self.redist.iter().filter(|r| r.0 != 0) {
-            let mut rd = base;
-            while rd < base + size {
-                let typer = rd64(rd + GICR_TYPER);
-                if typer >> 32 == me {
-                    return rd;
+            let mut at = base;
+            while at < base + size {
+                // SAFETY: a redistributor's RD_base frame inside a region the device tree
+                // gives, mapped as Device memory by the boot code for good.
+                let rd: Mmio<GicrRd> = unsafe { Mmio::new(at) };
+                if rd.typer.read(GICR_TYPER::AFFINITY) == me {
+                    // SAFETY: as above: its SGI_base frame follows RD_base.
+                    return Redist { rd, sgi: unsafe { Mmio::new(at + GICR_FRAME) } };
                 }
-                if typer & GICR_TYPER_LAST != 0 {
+                if rd.typer.is_set(GICR_TYPER::LAST) {
                     break;
                 }
-                rd += if typer & GICR_TYPER_VLPIS != 0 { 0x4_0000 } else { 0x2_0000 };
+                at += if rd.typer.is_set(GICR_TYPER::VLPIS) { 2 * GICR_STRIDE } else { GICR_STRIDE };
             }
         }
         panic!("no GICv3 redistributor for MPIDR {:#x}", MPIDR_EL1.get())
@@ -118,13 +90,13 @@ impl GicDriver for GicV3 {
     }
 
     fn init_cpu(&self) {
-        let rd = self.redistributor();
-        wr32(rd + GICR_WAKER, rd32(rd + GICR_WAKER) & !GICR_WAKER_PROCESSOR_SLEEP);
-        while rd32(rd + GICR_WAKER) & GICR_WAKER_CHILDREN_ASLEEP != 0 {}
-        wr32(rd + GICR_ICENABLER0, !0);
-        wr32(rd + GICR_IGROUPR0, !0); // SGIs and PPIs: group 1
-        for i in 0..8 {
-            wr32(rd + GICR_IPRIORITYR + 4 * i, PRIORITY * 0x0101_0101);
+        let r = self.redistributor();
+        r.rd.waker.modify(GICR_WAKER::PROCESSOR_SLEEP::CLEAR);
+        while r.rd.waker.is_set(GICR_WAKER::CHILDREN_ASLEEP) {}
+        r.sgi.icenabler0.set(!0);
+        r.sgi.igroupr0.set(!0); // SGIs and PPIs: group 1
+        for p in r.sgi.ipriorityr.iter() {
+            p.set(PRIORITY * 0x0101_0101);
         }
         // System-register interface at EL2, and allowed at EL1 (guests get it virtualised).
         ICC_SRE_EL2.write(ICC_SRE_EL2::SRE::SET + ICC_SRE_EL2::ENABLE::SET);
@@ -145,11 +117,13 @@ impl GicDriver for GicV3 {
     }
 
     fn send_sgi(&self, mpidr: u64, sgi: u32) -> Result<(), GicError> {
-        let v = ((mpidr >> 32) & 0xff) << 48 // Aff3
-            | ((mpidr >> 16) & 0xff) << 32   // Aff2
-            | (sgi as u64 & 0xf) << 24
-            | ((mpidr >> 8) & 0xff) << 16     // Aff1
-            | 1 << (mpidr & 0xf); // target list: Aff0 0..15
+        use crate::sysreg::mpidr_aff;
+        let v = (ICC_SGI1R::AFF3.val(mpidr_aff(mpidr, 3))
+            + ICC_SGI1R::AFF2.val(mpidr_aff(mpidr, 2))
+            + ICC_SGI1R::INTID.val(sgi as u64 & 0xf)
+            + ICC_SGI1R::AFF1.val(mpidr_aff(mpidr, 1))
+            + ICC_SGI1R::TARGET_LIST.val(1 << (mpidr_aff(mpidr, 0) & 0xf)))
+        .value;
         barrier::dsb(barrier::ISHST);
         // SAFETY: generates an SGI; no memory is accessed.
         unsafe { asm!("msr icc_sgi1r_el1, {}", "isb", in(reg) v, options(nostack, preserves_flags)) };
@@ -172,19 +146,19 @@ impl GicDriver for GicV3 {
 
     fn enable(&self, intid: u32) {
         let bit = 1 << (intid % 32);
-        if intid < 32 {
-            wr32(self.redistributor() + GICR_ISENABLER0, bit);
-        } else {
-            wr32(self.dist + GICD_ISENABLER + 4 * (intid / 32) as u64, bit);
+        if intid < PPI_END {
+            self.redistributor().sgi.isenabler0.set(bit);
+        } else if let Some(r) = self.dist.isenabler.get((intid / 32) as usize) {
+            r.set(bit);
         }
     }
 
     fn disable(&self, intid: u32) {
         let bit = 1 << (intid % 32);
-        if intid < 32 {
-            wr32(self.redistributor() + GICR_ICENABLER0, bit);
-        } else {
-            wr32(self.dist + GICD_ICENABLER + 4 * (intid / 32) as u64, bit);
+        if intid < PPI_END {
+            self.redistributor().sgi.icenabler0.set(bit);
+        } else if let Some(r) = self.dist.icenabler.get((intid / 32) as usize) {
+            r.set(bit);
         }
     }
 
