@@ -242,9 +242,10 @@ pub struct Mutex<T> {
     inner: imp::Mutex<T>,
 }
 
-/// A held [`Mutex`].
+/// A held [`Mutex`]. (The rank travels with the guard only where it is checked.)
 pub struct MutexGuard<'a, T> {
     guard: imp::MutexGuard<'a, T>,
+    #[cfg(debug_assertions)]
     rank: Rank,
 }
 
@@ -259,7 +260,11 @@ impl<T> Mutex<T> {
     }
     pub fn lock(&self) -> MutexGuard<'_, T> {
         acquire(self.rank);
-        MutexGuard { guard: imp::lock(&self.inner), rank: self.rank }
+        MutexGuard {
+            guard: imp::lock(&self.inner),
+            #[cfg(debug_assertions)]
+            rank: self.rank,
+        }
     }
     pub fn rank(&self) -> Rank {
         self.rank
@@ -279,6 +284,7 @@ impl<T> core::ops::DerefMut for MutexGuard<'_, T> {
 }
 impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
+        #[cfg(debug_assertions)]
         release(self.rank);
     }
 }
@@ -292,12 +298,14 @@ pub struct RwLock<T> {
 /// A [`RwLock`] held for reading.
 pub struct RwLockReadGuard<'a, T> {
     guard: imp::RwLockReadGuard<'a, T>,
+    #[cfg(debug_assertions)]
     rank: Rank,
 }
 
 /// A [`RwLock`] held for writing.
 pub struct RwLockWriteGuard<'a, T> {
     guard: imp::RwLockWriteGuard<'a, T>,
+    #[cfg(debug_assertions)]
     rank: Rank,
 }
 
@@ -312,17 +320,29 @@ impl<T> RwLock<T> {
     }
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         acquire(self.rank);
-        RwLockReadGuard { guard: imp::read(&self.inner), rank: self.rank }
+        RwLockReadGuard {
+            guard: imp::read(&self.inner),
+            #[cfg(debug_assertions)]
+            rank: self.rank,
+        }
     }
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         acquire(self.rank);
-        RwLockWriteGuard { guard: imp::write(&self.inner), rank: self.rank }
+        RwLockWriteGuard {
+            guard: imp::write(&self.inner),
+            #[cfg(debug_assertions)]
+            rank: self.rank,
+        }
     }
     /// Read without waiting; `None` if a writer holds it. The order is still checked.
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
         acquire(self.rank);
         match imp::try_read(&self.inner) {
-            Some(guard) => Some(RwLockReadGuard { guard, rank: self.rank }),
+            Some(guard) => Some(RwLockReadGuard {
+                guard,
+                #[cfg(debug_assertions)]
+                rank: self.rank,
+            }),
             None => {
                 release(self.rank);
                 None
@@ -350,6 +370,7 @@ impl<T> core::ops::Deref for RwLockReadGuard<'_, T> {
 }
 impl<T> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
+        #[cfg(debug_assertions)]
         release(self.rank);
     }
 }
@@ -366,6 +387,7 @@ impl<T> core::ops::DerefMut for RwLockWriteGuard<'_, T> {
 }
 impl<T> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
+        #[cfg(debug_assertions)]
         release(self.rank);
     }
 }
