@@ -15,4 +15,21 @@ pub trait Hw: Send + Sync {
     /// The system counter (CNTPCT_EL0) and its frequency in Hz.
     fn counter(&self) -> u64;
     fn counter_hz(&self) -> u64;
+    /// A physical SPI given to a guest (its virtual twin is hardware-linked): what the guest
+    /// does to the virtual one reaches the physical distributor through these.
+    fn irq(&self, intid: u32, op: IrqOp);
+}
+
+/// An operation on a physical SPI a guest owns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqOp {
+    Enable,
+    Disable,
+    /// Edge-triggered (true) or level-sensitive.
+    SetEdge(bool),
+    /// Deliver it to this physical CPU.
+    Route(usize),
+    SetPending,
+    ClearPending,
+    Deactivate,
 }

@@ -38,7 +38,9 @@ pub mod hw;
 pub mod hypercall;
 pub mod lifecycle;
 pub mod mm;
+pub mod mmio;
 pub mod p2m;
+pub mod ratelimit;
 pub mod sched;
 pub mod sync;
 pub mod sysreg;
@@ -46,6 +48,7 @@ pub mod tlb;
 pub mod trap;
 pub mod types;
 pub mod vcpu;
+pub mod vgic;
 pub mod vpsci;
 
 pub mod testing;

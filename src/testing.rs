@@ -34,6 +34,8 @@ impl Drop for Arena {
 /// counter is a number the test sets (it does not move by itself). All CPUs are online.
 pub struct FakeHw {
     pub kicks: std::sync::Mutex<alloc::vec::Vec<usize>>,
+    /// Operations on physical SPIs, in order.
+    pub irq_ops: std::sync::Mutex<alloc::vec::Vec<(u32, crate::hw::IrqOp)>>,
     pub lines: std::sync::Mutex<alloc::vec::Vec<(DomId, alloc::string::String)>>,
     pub now: core::sync::atomic::AtomicU64,
 }
@@ -42,6 +44,7 @@ impl Default for FakeHw {
     fn default() -> Self {
         FakeHw {
             kicks: Default::default(),
+            irq_ops: Default::default(),
             lines: Default::default(),
             now: core::sync::atomic::AtomicU64::new(1_000_000),
         }
@@ -52,6 +55,10 @@ impl FakeHw {
     /// Kicks sent so far (and forget them).
     pub fn take_kicks(&self) -> alloc::vec::Vec<usize> {
         core::mem::take(&mut *self.kicks.lock().unwrap())
+    }
+    /// Operations on physical SPIs so far (and forget them).
+    pub fn take_irq_ops(&self) -> alloc::vec::Vec<(u32, crate::hw::IrqOp)> {
+        core::mem::take(&mut *self.irq_ops.lock().unwrap())
     }
     /// Console lines printed so far (and forget them).
     pub fn take_lines(&self) -> alloc::vec::Vec<(DomId, alloc::string::String)> {
@@ -71,6 +78,9 @@ impl Hw for FakeHw {
     }
     fn counter_hz(&self) -> u64 {
         62_500_000
+    }
+    fn irq(&self, intid: u32, op: crate::hw::IrqOp) {
+        self.irq_ops.lock().unwrap().push((intid, op));
     }
 }
 

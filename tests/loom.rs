@@ -10,6 +10,7 @@
 
 use granite::audit::audit;
 use granite::domain::Domain;
+use granite::gic::regs::offsets::{GICD_CTLR, GICD_ICENABLER, GICD_IROUTER, GICD_ISENABLER};
 use granite::hv::Options;
 use granite::hypercall::memory::{add_to_physmap_one, remove_from_physmap_one};
 use granite::lifecycle::{self, Shutdown};
@@ -17,6 +18,7 @@ use granite::testing::*;
 use granite::tlb::NoTlb;
 use granite::types::{Errno, Gfn};
 use granite::vcpu::RunState;
+use granite::vgic::{Config as VgicConfig, CpuDesc, Lr, Version as VgicVersion, Vgic};
 use granite::vpsci::{self, PsciOutcome};
 use loom::thread;
 use std::sync::Arc;
@@ -229,5 +231,100 @@ fn two_cpu_ons_of_one_vcpu_start_it_once() {
         rs.sort();
         assert_eq!(rs, [PSCI_ON_PENDING, PSCI_SUCCESS]);
         assert_eq!(d.vcpus[1].take_start(), Some((0x2000, 7)));
+    });
+}
+
+// ---- the virtual GIC: injection racing the guest's enable/disable, the owner's list
+// registers, and a vCPU going offline ------------------------------------------------------------
+
+const VGICD: u64 = 0x0800_0000;
+
+fn vgic2() -> Arc<Vgic> {
+    let cpus = (0..2).map(|i| CpuDesc { mpidr: granite::vcpu::vcpu_mpidr(i), pcpu: i as usize }).collect();
+    let g = Vgic::new(
+        VgicConfig {
+            version: VgicVersion::V3,
+            nr_spis: 32,
+            dist_base: VGICD,
+            redist: vec![(0x080a_0000, 0x4_0000)],
+            id_bits: 15,
+        },
+        cpus,
+    );
+    let hw = FakeHw::default();
+    g.vcpu_online(0);
+    g.vcpu_online(1);
+    g.mmio(&hw, 0, VGICD + GICD_CTLR, 4, true, 2).unwrap();
+    g.mmio(&hw, 0, VGICD + GICD_ISENABLER + 4, 4, true, 1 << 8).unwrap(); // SPI 40
+    Arc::new(g)
+}
+
+/// vCPU `v` runs once: its registers are folded and reloaded; the guest acknowledges and
+/// completes what was loaded. Returns the INTIDs it took.
+fn run_guest(g: &Vgic, v: usize, loaded: &mut Vec<Lr>) -> Vec<u32> {
+    g.fold(v, loaded);
+    let mut out = [Lr::default(); 4];
+    let f = g.flush(v, &mut out);
+    let took: Vec<u32> = out[..f.loaded].iter().filter(|l| l.pending).map(|l| l.vintid).collect();
+    *loaded = out[..f.loaded].iter().map(|l| Lr { pending: false, active: false, ..*l }).collect();
+    took
+}
+
+#[test]
+fn injection_races_disable_enable_and_the_owners_list_registers() {
+    model("vgic inject/disable-enable/flush", 50, || {
+        let g = vgic2();
+        let g1 = g.clone();
+        let t1 = spawn(move || {
+            g1.inject(0, 40);
+        });
+        let g2 = g.clone();
+        let t2 = spawn(move || {
+            let hw = FakeHw::default();
+            g2.mmio(&hw, 1, VGICD + GICD_ICENABLER + 4, 4, true, 1 << 8).unwrap();
+            g2.mmio(&hw, 1, VGICD + GICD_ISENABLER + 4, 4, true, 1 << 8).unwrap();
+        });
+        let mut loaded = Vec::new();
+        let mut took = run_guest(&g, 0, &mut loaded);
+        t1.join().unwrap();
+        t2.join().unwrap();
+        // No lost wake-up: if the guest has not taken it, vCPU 0 knows it must refresh.
+        if took.is_empty() {
+            assert!(g.is_dirty(0), "SPI 40 pending and enabled, vCPU 0 not told");
+            took = run_guest(&g, 0, &mut loaded);
+        }
+        assert_eq!(took, [40], "delivered exactly once");
+        run_guest(&g, 0, &mut loaded);
+        assert!(g.list(0).is_empty() && g.check().is_empty(), "{:?}", g.check());
+    });
+}
+
+#[test]
+fn retargeting_races_injection_and_the_old_target_going_offline() {
+    model("vgic inject/retarget/offline", 50, || {
+        let g = vgic2();
+        let hw = FakeHw::default();
+        let router = VGICD + GICD_IROUTER + 8 * 8;
+        g.mmio(&hw, 0, router, 8, true, 1).unwrap(); // SPI 40 to vCPU 1
+        let g1 = g.clone();
+        let t1 = spawn(move || {
+            g1.inject(0, 40);
+        });
+        let g2 = g.clone();
+        let t2 = spawn(move || {
+            let hw = FakeHw::default();
+            g2.mmio(&hw, 0, router, 8, true, 0).unwrap(); // Linux moves it to vCPU 0
+        });
+        let g3 = g.clone();
+        let t3 = spawn(move || {
+            g3.vcpu_offline(1);
+        });
+        t1.join().unwrap();
+        t2.join().unwrap();
+        t3.join().unwrap();
+        // vCPU 1 is off for good: SPI 40 must reach vCPU 0, whatever the order.
+        let mut loaded = Vec::new();
+        assert_eq!(run_guest(&g, 0, &mut loaded), [40], "stuck on the offline vCPU: {:?}", g.list(1));
+        assert!(g.check().is_empty(), "{:?}", g.check());
     });
 }
