@@ -7,13 +7,16 @@
 #                  the SD card), from Debian's non-free-firmware component: if the apt sources
 #                  lack it, a source for that component is added for arm64 only, pinned so
 #                  that apt takes nothing from it but raspi-firmware (see rpi_firmware_source)
-# Usage: scripts/fetch-payloads.sh [xen] [linux] [rpi-firmware]     (default: xen)
+#   busybox      - busybox-static (a static arm64 busybox at bin/busybox: the userland of the
+#                  Linux dom0 test's initramfs, scripts/linux-initramfs.sh)
+# Usage: scripts/fetch-payloads.sh [xen] [linux] [rpi-firmware] [busybox]     (default: xen)
 # Prints nothing but errors; the cache is $PAYLOAD_CACHE (default: <repo>/target/payloads).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cache=${PAYLOAD_CACHE:-$top/target/payloads}
 mkdir -p "$cache"
 SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
+. "$top/scripts/lib/apt-mirror.sh"
 
 arm64_ready() {
     dpkg --print-foreign-architectures | grep -qx arm64 &&
@@ -44,9 +47,10 @@ rpi_firmware_source() {
     apt-cache policy raspi-firmware 2>/dev/null | grep -q 'Candidate: [0-9]' && return 0
     local suite; suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
     local src=/etc/apt/sources.list.d/granite-non-free-firmware.sources
+    local mirror; mirror=$(debian_mirror)
     $SUDO tee "$src" >/dev/null <<SRC
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: $mirror
 Suites: $suite
 Components: non-free-firmware
 Architectures: arm64
@@ -79,6 +83,9 @@ for what in "${@:-xen}"; do
         rpi_firmware_source
         fetch raspi-firmware:all "$cache/raspi-firmware"
         ls "$cache"/raspi-firmware/usr/lib/raspi-firmware/start4.elf >/dev/null ;;
+    busybox)
+        fetch busybox-static "$cache/busybox"
+        ls "$cache"/busybox/bin/busybox >/dev/null ;;
     *) echo "unknown payload $what" >&2; exit 2 ;;
     esac
 done

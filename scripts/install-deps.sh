@@ -45,9 +45,12 @@ SRC
 fi
 qemu-system-aarch64 --version | head -n 1
 
-# Tools the scripts use to unpack Debian arm64 packages and build the SD image, and python3
-# for the Raspberry Pi 4 test's reference run (it edits a device tree for Xen).
-for tool in dpkg-deb:dpkg mkfs.vfat:dosfstools mcopy:mtools python3:python3-minimal; do
+# Tools the scripts use to unpack Debian arm64 packages and build the SD image, python3
+# for the Raspberry Pi 4 test's reference run (it edits a device tree for Xen), cpio for the
+# Linux dom0 test's initramfs (scripts/linux-initramfs.sh) and fdtput for the Pi 4 device tree
+# Linux boots with on QEMU (scripts/rpi4-linux-dtb.sh).
+for tool in dpkg-deb:dpkg mkfs.vfat:dosfstools mcopy:mtools python3:python3-minimal cpio:cpio \
+    fdtput:device-tree-compiler; do
     bin=${tool%%:*}; pkg=${tool##*:}
     if ! command -v "$bin" >/dev/null 2>&1; then
         apt_update
