@@ -8,6 +8,7 @@ use crate::p2m::P2m;
 use crate::sync::{AtomicBool, AtomicU32, Ordering, RwLock, rank};
 use crate::types::{DomId, Mfn};
 use crate::vcpu::Vcpu;
+use crate::vgic::{self, Vgic};
 use alloc::vec::Vec;
 
 /// What a domain is made of.
@@ -28,6 +29,10 @@ pub struct DomainConfig {
     /// CNTVOFF_EL2 for its vCPUs: the counter value when it was created, so its virtual
     /// counter starts near 0 (as on Xen).
     pub counter_offset: u64,
+    /// Its virtual GIC: version, where its registers are, how many SPIs.
+    pub vgic: vgic::Config,
+    /// The PPI of its event-channel upcall (Xen: 31 for domUs, the first free PPI for dom0).
+    pub evtchn_ppi: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -50,6 +55,8 @@ pub struct Domain {
     pub shared_info: Mfn,
     pub console: GuestConsole,
     pub counter_offset: u64,
+    pub vgic: Vgic,
+    pub evtchn_ppi: u32,
     state: AtomicU32,
     /// Set once when the domain starts going down (before any vCPU is stopped).
     shutting_down: AtomicBool,
@@ -59,7 +66,9 @@ pub struct Domain {
 
 impl Domain {
     pub(crate) fn new(cfg: &DomainConfig, p2m: P2m, grant: GrantTable, shared_info: Mfn) -> Self {
-        let vcpus = cfg.pcpus.iter().enumerate().map(|(i, &p)| Vcpu::new(i as u32, p)).collect();
+        let vcpus: Vec<Vcpu> = cfg.pcpus.iter().enumerate().map(|(i, &p)| Vcpu::new(i as u32, p)).collect();
+        let cpus = vcpus.iter().map(|v| vgic::CpuDesc { mpidr: v.mpidr, pcpu: v.pcpu }).collect();
+        let vgic = Vgic::new(cfg.vgic.clone(), cpus);
         Domain {
             id: cfg.id,
             privileged: cfg.privileged,
@@ -70,6 +79,8 @@ impl Domain {
             shared_info,
             console: GuestConsole::new(),
             counter_offset: cfg.counter_offset,
+            vgic,
+            evtchn_ppi: cfg.evtchn_ppi,
             state: AtomicU32::new(DomainState::Running as u32),
             shutting_down: AtomicBool::new(false),
             iomem: RwLock::new(rank::IOMEM, Vec::new()),

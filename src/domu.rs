@@ -21,6 +21,38 @@ pub const GUEST_GICV3_GICD_BASE: u64 = 0x0300_1000;
 pub const GUEST_GICV3_GICD_SIZE: u64 = 0x1_0000;
 pub const GUEST_GICV3_GICR0_BASE: u64 = 0x0302_0000;
 pub const GUEST_GICV3_RDIST_STRIDE: u64 = 0x2_0000;
+/// Xen's guest GICv2 distributor and CPU interface (the hardware GICV is mapped there).
+pub const GUEST_GICD_BASE: u64 = 0x0300_1000;
+pub const GUEST_GICD_SIZE: u64 = 0x1000;
+pub const GUEST_GICC_BASE: u64 = 0x0300_2000;
+pub const GUEST_GICC_SIZE: u64 = 0x2000;
+/// SPIs a domU's virtual GIC has (no device is passed through to domUs).
+pub const GUEST_NR_SPIS: u32 = 32;
+
+/// The virtual GIC of a domU with `vcpus` vCPUs at Xen's guest addresses.
+pub fn guest_vgic(version: crate::vgic::Version, vcpus: u32) -> crate::vgic::Config {
+    use crate::vgic::{Config, Version};
+    match version {
+        Version::V3 => Config {
+            version,
+            nr_spis: GUEST_NR_SPIS,
+            dist_base: GUEST_GICV3_GICD_BASE,
+            redist: Vec::from([(GUEST_GICV3_GICR0_BASE, GUEST_GICV3_RDIST_STRIDE * vcpus as u64)]),
+            id_bits: 9,
+        },
+        Version::V2 => {
+            Config { version, nr_spis: GUEST_NR_SPIS, dist_base: GUEST_GICD_BASE, redist: Vec::new(), id_bits: 9 }
+        }
+    }
+}
+
+/// The host GIC as a domU's build needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostGic {
+    pub version: crate::vgic::Version,
+    /// GICv2: the hardware virtual CPU interface (GICV), mapped at the guest's GICC.
+    pub gicv: Option<u64>,
+}
 /// Default domU memory and the 2 MiB chunks it is allocated in.
 pub const DEFAULT_MEM: u64 = 64 << 20;
 const CHUNK_ORDER: u32 = 9;
@@ -105,13 +137,15 @@ pub fn build(
     cmdline: &str,
     mem: u64,
     pcpus: &[usize],
+    gic: HostGic,
 ) -> Result<BuiltDomU, DomUError> {
     let header = ImageHeader::parse(kernel).map_err(DomUError::BadImage)?;
     let mem = mem.next_multiple_of(2 << 20);
     let mut cfg = hv.domain_config(id);
     cfg.pcpus = pcpus.to_vec();
+    cfg.vgic = guest_vgic(gic.version, pcpus.len() as u32);
     let d = hv.create_domain(cfg).map_err(DomUError::Create)?;
-    let r = populate_and_load(hv, &d, &header, kernel, cmdline, mem, pcpus.len() as u32);
+    let r = populate_and_load(hv, &d, &header, kernel, cmdline, mem, gic);
     if r.is_err() {
         hv.destroy_domain(&d);
     }
@@ -125,9 +159,21 @@ fn populate_and_load(
     kernel: &[u8],
     cmdline: &str,
     mem: u64,
-    vcpus: u32,
+    host_gic: HostGic,
 ) -> Result<BuiltDomU, DomUError> {
     let mm = &hv.mm;
+    let vcpus = d.vcpus.len() as u32;
+    if let Some(gicv) = host_gic.gicv.filter(|_| host_gic.version == crate::vgic::Version::V2) {
+        d.p2m
+            .write(mm)
+            .insert(
+                Gfn::from_addr(GUEST_GICC_BASE),
+                GUEST_GICC_SIZE >> 12,
+                crate::types::Mfn::from_addr(gicv),
+                P2mType::MmioDirectDev,
+            )
+            .map_err(DomUError::Create)?;
+    }
     let chunk = PAGE_SIZE << CHUNK_ORDER;
     for off in (0..mem).step_by(chunk as usize) {
         let gfn = Gfn::from_addr(GUEST_RAM0_BASE + off);
@@ -161,13 +207,20 @@ fn populate_and_load(
         bootargs: cmdline,
         initrd: None,
         vcpus,
-        gic: GicNode {
-            compatible: Vec::from(["arm,gic-v3".into()]),
-            reg: Vec::from([
-                (GUEST_GICV3_GICD_BASE, GUEST_GICV3_GICD_SIZE),
-                (GUEST_GICV3_GICR0_BASE, GUEST_GICV3_RDIST_STRIDE * vcpus as u64),
-            ]),
-            redistributor_regions: None,
+        gic: match host_gic.version {
+            crate::vgic::Version::V3 => GicNode {
+                compatible: Vec::from(["arm,gic-v3".into()]),
+                reg: Vec::from([
+                    (GUEST_GICV3_GICD_BASE, GUEST_GICV3_GICD_SIZE),
+                    (GUEST_GICV3_GICR0_BASE, GUEST_GICV3_RDIST_STRIDE * vcpus as u64),
+                ]),
+                redistributor_regions: None,
+            },
+            crate::vgic::Version::V2 => GicNode {
+                compatible: Vec::from(["arm,cortex-a15-gic".into(), "arm,gic-400".into()]),
+                reg: Vec::from([(GUEST_GICD_BASE, GUEST_GICD_SIZE), (GUEST_GICC_BASE, GUEST_GICC_SIZE)]),
+                redistributor_regions: None,
+            },
         },
         timer_ppis: [13, 14, 11, 10],
         evtchn_ppi: GUEST_EVTCHN_PPI,
@@ -206,12 +259,12 @@ pub struct Started {
     pub pcpus: Vec<usize>,
 }
 
-/// Build and start a domU from each module, in order: domains 1, 2, ... (an id is used only by
+/// Build and start a domU from each module (on the host GIC `gic`), in order: domains 1, 2, ... (an id is used only by
 /// a domain that was built), each with the vCPUs (`granite.vcpus=`) and memory
 /// (`granite.mem=`) its boot arguments ask for, one vCPU per free CPU. A module for which no
 /// CPU is left is not started; a domain gets fewer vCPUs than asked when fewer CPUs are free.
 /// What was written is cleaned to the point of coherency (its vCPU starts with caches off).
-pub fn start_all(hv: &Hypervisor, modules: &[Module]) -> Vec<Started> {
+pub fn start_all(hv: &Hypervisor, modules: &[Module], gic: HostGic) -> Vec<Started> {
     let mut started = Vec::new();
     let mut id: DomId = 1;
     for m in modules {
@@ -225,7 +278,7 @@ pub fn start_all(hv: &Hypervisor, modules: &[Module]) -> Vec<Started> {
         if n < o.vcpus as usize {
             log::warn!("d{id}: {} vCPUs asked, {n} free CPUs: it gets {n}", o.vcpus);
         }
-        match build(hv, id, m.bytes, m.bootargs, o.mem, &cpus[..n]) {
+        match build(hv, id, m.bytes, m.bootargs, o.mem, &cpus[..n], gic) {
             Ok(b) => {
                 for r in &b.written {
                     hv.mm.tlb.dcache(crate::tlb::CacheOp::Clean, r.start, r.len());

@@ -8,7 +8,7 @@ use crate::hw::Hw;
 use crate::mm::{MAX_DOMAINS, Mm};
 use crate::p2m::{P2m, StageConfig};
 use crate::sched::Pinned;
-use crate::sync::{AtomicU32, Mutex, Ordering, RwLock, rank};
+use crate::sync::{AtomicU16, AtomicU32, Mutex, Ordering, RwLock, rank};
 use crate::types::{DomId, Errno, Result};
 use alloc::sync::Arc;
 use alloc::vec;
@@ -59,6 +59,8 @@ pub struct Hypervisor {
     pub hw: Arc<dyn Hw>,
     /// Which physical CPU runs which vCPU.
     pub sched: Pinned,
+    /// The domain owning each physical SPI (`u16::MAX`: none), for the interrupt path.
+    spi_owner: Vec<AtomicU16>,
     domains: RwLock<Vec<Option<Arc<Domain>>>>,
     vmids: Mutex<Vec<u64>>,
     dying: AtomicU32,
@@ -78,12 +80,28 @@ impl Hypervisor {
             opts,
             hw,
             sched: Pinned::new(),
+            spi_owner: (0..crate::gic::SPI_END).map(|_| AtomicU16::new(u16::MAX)).collect(),
             domains: RwLock::new(rank::DOMAIN_TABLE, (0..MAX_DOMAINS).map(|_| None).collect()),
             vmids: Mutex::new(rank::VMID, vmids),
             dying: AtomicU32::new(0),
             create_lock: Mutex::new(rank::DOMAIN_CREATE, ()),
             gate: RwLock::new(rank::HYPERCALL_FENCE, ()),
         }
+    }
+
+    /// Physical SPI `intid` now belongs to domain `dom` (its device's interrupt, routed one to
+    /// one), or to nobody.
+    pub fn set_spi_owner(&self, intid: u32, dom: Option<DomId>) {
+        if let Some(o) = self.spi_owner.get(intid as usize) {
+            o.store(dom.unwrap_or(u16::MAX), Ordering::Release);
+        }
+    }
+
+    /// The domain physical SPI `intid` belongs to.
+    #[inline]
+    pub fn spi_owner(&self, intid: u32) -> Option<DomId> {
+        let o = self.spi_owner.get(intid as usize)?.load(Ordering::Acquire);
+        (o != u16::MAX).then_some(o)
     }
 
     /// A default configuration for domain `id` with the boot options: one vCPU, on CPU 0.
@@ -97,6 +115,8 @@ impl Hypervisor {
             p2m_table_limit: 4096,
             pcpus: vec![0],
             counter_offset: self.hw.counter(),
+            vgic: crate::domu::guest_vgic(crate::vgic::Version::V3, 1),
+            evtchn_ppi: xen_abi::guest_layout::GUEST_EVTCHN_PPI,
         }
     }
 
@@ -118,7 +138,7 @@ impl Hypervisor {
     /// Create a domain: its vCPUs (off), VMID, empty P2M, grant table with one frame,
     /// shared_info page.
     pub fn create_domain(&self, cfg: DomainConfig) -> Result<Arc<Domain>> {
-        if cfg.id as usize >= MAX_DOMAINS || cfg.pcpus.is_empty() {
+        if cfg.id as usize >= MAX_DOMAINS || cfg.pcpus.is_empty() || cfg.pcpus.len() > crate::vgic::MAX_VCPUS {
             return Err(Errno::EINVAL);
         }
         let _serialise = self.create_lock.lock();

@@ -113,6 +113,45 @@ pub mod dabt {
     pub const FSC_MASK: u32 = 0x3F;
 }
 
+/// A trapped MSR/MRS (EC 0x18): which system register, which general register, which way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SysregAccess {
+    pub op0: u32,
+    pub op1: u32,
+    pub crn: u32,
+    pub crm: u32,
+    pub op2: u32,
+    /// The general register (31: the zero register).
+    pub rt: u8,
+    /// MRS (a read) rather than MSR.
+    pub read: bool,
+}
+
+impl SysregAccess {
+    pub const fn decode(iss: u32) -> SysregAccess {
+        SysregAccess {
+            op0: (iss >> 20) & 3,
+            op2: (iss >> 17) & 7,
+            op1: (iss >> 14) & 7,
+            crn: (iss >> 10) & 15,
+            rt: ((iss >> 5) & 31) as u8,
+            crm: (iss >> 1) & 15,
+            read: iss & 1 != 0,
+        }
+    }
+    /// `(op0, op1, crn, crm, op2)`, to match on.
+    pub const fn encoding(&self) -> (u32, u32, u32, u32, u32) {
+        (self.op0, self.op1, self.crn, self.crm, self.op2)
+    }
+}
+
+/// System-register encodings `(op0, op1, CRn, CRm, op2)` the hypervisor emulates.
+pub mod reg {
+    pub const ICC_SGI1R_EL1: (u32, u32, u32, u32, u32) = (3, 0, 12, 11, 5);
+    pub const ICC_ASGI1R_EL1: (u32, u32, u32, u32, u32) = (3, 1, 12, 11, 6);
+    pub const ICC_SGI0R_EL1: (u32, u32, u32, u32, u32) = (3, 2, 12, 11, 7);
+}
+
 /// The faulting IPA of a stage-2 abort: HPFAR_EL2.FIPA (IPA[51:12] in bits 43:4, RES0 above
 /// the implemented size), plus the page offset from FAR.
 pub const fn fault_ipa(hpfar: u64, far: u64) -> u64 {

@@ -249,7 +249,13 @@ fn dom0_from_host(host: &[u8], console: u64) -> FromHost {
     let plan = planned.lock().unwrap().take().unwrap();
     assert_eq!(plan.passthrough, mmio);
     let gicv = gicv_mapping(&plat);
-    let dev = Devices { iomem: &[], mmio: gicv.as_slice(), host: HostTree::new(dt, &plat, Some(console)) };
+    let dev = Devices {
+        iomem: &[],
+        mmio: gicv.as_slice(),
+        host: HostTree::new(dt, &plat, Some(console)),
+        gic_lines: 256,
+        ..Devices::default()
+    };
     let d0 = dom0::build(&m.hv, &plat, &plan, &k, None, "console=hvc0", &dev).unwrap();
     let len = d0.written.last().unwrap().len() as usize;
     let mut tree = vec![0u8; len];

@@ -10,6 +10,8 @@ use granite::types::Gfn;
 use std::sync::Arc;
 use xen_abi::guest_layout::*;
 
+const V3: domu::HostGic = domu::HostGic { version: granite::vgic::Version::V3, gicv: None };
+
 fn kernel(len: usize) -> Vec<u8> {
     let mut k = vec![0u8; len];
     k[16..24].copy_from_slice(&(len as u64 + 0x1000).to_le_bytes());
@@ -33,7 +35,7 @@ fn domu_gets_xens_guest_layout_and_is_torn_down_completely() {
     let hv = &m.hv;
     let free0 = hv.mm.heap.free_frames();
     let k = kernel(10_000);
-    let b = domu::build(hv, 3, &k, "console=hvc0 granite.mem=16M", 16 << 20, &[1, 2]).unwrap();
+    let b = domu::build(hv, 3, &k, "console=hvc0 granite.mem=16M", 16 << 20, &[1, 2], V3).unwrap();
     let d = &b.domain;
     assert!(!d.direct_map && !d.privileged);
     assert_eq!(b.entry, GUEST_RAM0_BASE);
@@ -73,11 +75,11 @@ fn a_failed_domu_build_leaves_nothing_behind() {
     let m = HostMachine::new(4096, 40, Arc::new(NoTlb), Options::default());
     let hv = &m.hv;
     let free0 = hv.mm.heap.free_frames();
-    let r = domu::build(hv, 2, &kernel(4096), "", 64 << 20, &[1]);
+    let r = domu::build(hv, 2, &kernel(4096), "", 64 << 20, &[1], V3);
     assert!(matches!(r, Err(domu::DomUError::NoMemory)), "16 MiB machine, 64 MiB asked");
     assert!(hv.domain_any_state(2).is_none());
     assert_eq!(hv.mm.heap.free_frames(), free0);
     let mut bad = kernel(4096);
     bad[0x38] = 0;
-    assert!(matches!(domu::build(hv, 2, &bad, "", 8 << 20, &[1]), Err(domu::DomUError::BadImage(_))));
+    assert!(matches!(domu::build(hv, 2, &bad, "", 8 << 20, &[1], V3), Err(domu::DomUError::BadImage(_))));
 }

@@ -167,7 +167,8 @@ fn domus_start_on_free_cpus_in_module_order() {
         granite::domu::Module { at: 0x4b00_0000, bytes: &k, bootargs: "granite.vcpus=9 granite.mem=8M" },
         granite::domu::Module { at: 0x4c00_0000, bytes: &k, bootargs: "granite.mem=8M" },
     ];
-    let started = granite::domu::start_all(hv, &mods);
+    let gic = granite::domu::HostGic { version: granite::vgic::Version::V3, gicv: None };
+    let started = granite::domu::start_all(hv, &mods, gic);
     assert_eq!(
         started,
         [

@@ -43,6 +43,9 @@ pub struct HostTree<'a> {
     pub console: Option<u64>,
     /// The host timer's `clock-frequency`, passed on (for firmware that leaves CNTFRQ unset).
     pub timer_clock_frequency: Option<u32>,
+    /// Nodes left out (their name): those whose interrupts are PPIs, which cannot be routed
+    /// to a guest ([`super::device_irqs`]), as Xen leaves them out.
+    pub drop: &'a [String],
 }
 
 impl<'a> HostTree<'a> {
@@ -55,7 +58,7 @@ impl<'a> HostTree<'a> {
             crate::dt::GicVersion::V3 => 1 + g.redist.len().max(1),
         };
         let timer_clock_frequency = plat.timer.and_then(|t| t.clock_frequency);
-        Some(HostTree { dt, gic_dist: g.dist.base, gic_regs, console, timer_clock_frequency })
+        Some(HostTree { dt, gic_dist: g.dist.base, gic_regs, console, timer_clock_frequency, drop: &[] })
     }
 }
 
@@ -299,8 +302,21 @@ impl Dom0Tree<'_> {
         }
         let replaced = n.depth == 1
             && (n.device_type() == Some("memory") || ["chosen", "cpus", "hypervisor"].contains(&n.base_name()));
+        // Xen's hardware-domain skip list, and the nodes using PPIs.
         if replaced
-            || n.is_compatible(&["arm,psci", "arm,psci-0.2", "arm,psci-1.0", "arm,armv8-timer", "arm,armv7-timer"])
+            || n.is_compatible(&[
+                "arm,psci",
+                "arm,psci-0.2",
+                "arm,psci-1.0",
+                "arm,armv8-timer",
+                "arm,armv7-timer",
+                "arm,armv7-timer-mem",
+                "arm,cortex-a7-pmu",
+                "arm,cortex-a15-pmu",
+                "arm,cortex-a53-edac",
+                "arm,armv8-pmuv3",
+            ])
+            || h.drop.iter().any(|d| d == n.name())
         {
             return Ok(false);
         }
@@ -385,15 +401,16 @@ impl Dom0Tree<'_> {
         gic: u32,
         clock_frequency: Option<u32>,
     ) -> Result<(), TreeError> {
+        // Xen's: the secure physical, non-secure physical and virtual PPIs (no hypervisor
+        // timer), level-low, the clock frequency if the host gives one, nothing else.
         let timer = f.begin_node("timer")?;
         f.property_string_list("compatible", strs(&["arm,armv8-timer"]))?;
-        let ints: Vec<u32> = self.timer_ppis.iter().flat_map(|&p| [PPI, p, LEVEL_LOW_ALL_CPUS]).collect();
+        let ints: Vec<u32> = self.timer_ppis[..3].iter().flat_map(|&p| [PPI, p, LEVEL_LOW_ALL_CPUS]).collect();
         f.property_array_u32("interrupts", &ints)?;
         f.property_u32("interrupt-parent", gic)?;
         if let Some(hz) = clock_frequency {
             f.property_u32("clock-frequency", hz)?;
         }
-        f.property_null("always-on")?;
         f.end_node(timer)?;
 
         let hyp = f.begin_node("hypervisor")?;

@@ -210,6 +210,123 @@ impl MmioMap {
     }
 }
 
+/// A device interrupt dom0 gets: an SPI of the primary GIC, routed to dom0 one to one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeviceIrq {
+    pub intid: u32,
+    /// Edge-triggered (the specifier's flags 1 or 2); level otherwise.
+    pub edge: bool,
+}
+
+/// GIC interrupt specifiers (`<type number flags>` cells) as (INTID, edge); PPIs have type 1.
+fn gic_specs(cells: &[u8]) -> impl Iterator<Item = (u32, u32, bool)> + '_ {
+    cells.chunks_exact(12).filter_map(|c| {
+        let w = |i: usize| u32::from_be_bytes(c[4 * i..4 * i + 4].try_into().ok()?).into();
+        let (ty, num, flags): (Option<u32>, Option<u32>, Option<u32>) = (w(0), w(1), w(2));
+        Some((ty?, num?, flags? & 3 != 0))
+    })
+}
+
+/// The interrupts of the devices dom0 keeps, as Xen's hardware-domain rules route them: every
+/// SPI of the primary GIC named by a kept node's `interrupts` (with the GIC as its interrupt
+/// parent, inherited or its own), `interrupts-extended`, or a PCI host bridge's
+/// `interrupt-map`, is dom0's (one to one). Also returns the nodes (by name and depth) that
+/// use a PPI: Xen drops them from dom0's device tree (their interrupt cannot be routed).
+/// `kept` regions are the hypervisor's own devices (the GIC, the console UART), whose
+/// interrupts are not dom0's.
+pub fn device_irqs(dt: &DeviceTree, plat: &Platform, kept: &[Region]) -> (Vec<DeviceIrq>, Vec<String>) {
+    let Some(g) = plat.gic.as_ref() else { return (Vec::new(), Vec::new()) };
+    // The GIC's phandle.
+    let mut gic_ph = None;
+    dt.visit(&mut |v| {
+        if let Visit::Enter(n) = v
+            && n.property("interrupt-controller").is_some()
+            && n.regs().next().flatten().map(|r| r.base) == Some(g.dist.base)
+        {
+            gic_ph = n.phandle();
+        }
+        true
+    });
+    let Some(gic_ph) = gic_ph else { return (Vec::new(), Vec::new()) };
+    let be = |b: &[u8]| b.get(..4).map(|x| u32::from_be_bytes(x.try_into().unwrap_or([0; 4])));
+    // The interrupt parent in force at each depth (inherited down the tree).
+    let mut parents: Vec<Option<u32>> = Vec::new();
+    let mut irqs: Vec<DeviceIrq> = Vec::new();
+    let mut ppi_nodes = Vec::new();
+    dt.visit(&mut |v| {
+        let n = match v {
+            Visit::Enter(n) => n,
+            Visit::Leave(_) => {
+                parents.pop();
+                return true;
+            }
+        };
+        let inherited = parents.last().copied().flatten();
+        let parent = n.property("interrupt-parent").and_then(be).or(inherited);
+        // (`Leave` comes only for nodes entered with `true`: push exactly for those.)
+        let go_on = (|| {
+            if !n.enabled() {
+                return false; // Linux ignores it, and what is under it
+            }
+            let first = n.regs().next().flatten();
+            if first.is_some_and(|r| kept.iter().any(|k| k.base == r.base)) {
+                return true; // the hypervisor's device
+            }
+            let mut found: Vec<(u32, u32, bool)> = Vec::new();
+            if parent == Some(gic_ph)
+                && let Some(ints) = n.property("interrupts")
+            {
+                found.extend(gic_specs(ints));
+            }
+            if let Some(ext) = n.property("interrupts-extended") {
+                // <phandle type number flags> when the phandle is the GIC (3 cells)
+                let mut rest = ext;
+                while rest.len() >= 16 && be(rest) == Some(gic_ph) {
+                    found.extend(gic_specs(&rest[4..16]));
+                    rest = &rest[16..];
+                }
+            }
+            if n.device_type() == Some("pci")
+                && let Some(map) = n.property("interrupt-map")
+            {
+                // <child unit address (3) child interrupt (1) parent phandle [parent unit
+                // address] parent interrupt (3)>: the GIC's phandle, then (after the GIC's
+                // unit address, 0 0 when it has #address-cells 2) a 3-cell specifier.
+                let cells: Vec<u32> = map.chunks_exact(4).filter_map(be).collect();
+                let mut i = 0;
+                while i + 4 < cells.len() {
+                    if cells[i + 4] == gic_ph {
+                        let skip = if cells.get(i + 5..i + 7).is_some_and(|a| a == [0, 0]) { 2 } else { 0 };
+                        let spec = i + 5 + skip;
+                        if let Some(sp) = cells.get(spec..spec + 3) {
+                            let bytes: Vec<u8> = sp.iter().flat_map(|c| c.to_be_bytes()).collect();
+                            found.extend(gic_specs(&bytes));
+                        }
+                        i = spec + 3;
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            if found.iter().any(|&(ty, _, _)| ty == 1) {
+                ppi_nodes.push(String::from(n.name()));
+                return false; // dropped with its children
+            }
+            irqs.extend(
+                found.iter().filter(|&&(ty, _, _)| ty == 0).map(|&(_, num, edge)| DeviceIrq { intid: num + 32, edge }),
+            );
+            true
+        })();
+        if go_on {
+            parents.push(parent);
+        }
+        go_on
+    });
+    irqs.sort();
+    irqs.dedup_by_key(|x| x.intid);
+    (irqs, ppi_nodes)
+}
+
 /// The devices the hypervisor keeps from dom0: the interrupt controller (all its regions) and
 /// the console UART (`console`: its register window).
 pub fn kept_devices(p: &Platform, console: Option<Region>) -> Vec<Region> {
@@ -250,6 +367,11 @@ pub fn gicv_mapping(plat: &Platform) -> Option<MmioMap> {
 /// What dom0 gets besides its RAM and the planned passthrough, for [`build`].
 #[derive(Clone, Copy, Default)]
 pub struct Devices<'a> {
+    /// The interrupts of its devices ([`device_irqs`]), routed to it one to one.
+    pub irqs: &'a [DeviceIrq],
+    /// The physical GIC: its interrupt lines and GICD_TYPER.IDbits (GICv3).
+    pub gic_lines: u32,
+    pub gic_id_bits: u32,
     /// Machine frame ranges `[start, end)` dom0 may map itself (`XENMAPSPACE_dev_mmio`).
     pub iomem: &'a [(u64, u64)],
     /// Further MMIO mapped into dom0's P2M as device memory (the GICV, [`gicv_mapping`]).
@@ -304,7 +426,27 @@ pub fn build(
     // The hardware domain takes its stage-2 tables from the heap, unbounded (as on Xen).
     cfg.p2m_table_limit = u64::MAX;
     cfg.pcpus = plan.pcpus.clone();
+    cfg.evtchn_ppi = plan.evtchn_ppi;
+    // Dom0's virtual GIC is at the host's addresses, with as many SPIs as the host (Xen:
+    // min(lines, 1020) - 32) and the host's redistributor regions.
+    let nr_spis = (dev.gic_lines.clamp(32, 1020) - 32) / 32 * 32;
+    cfg.vgic = crate::vgic::Config {
+        version: match gic.version {
+            GicVersion::V3 => crate::vgic::Version::V3,
+            GicVersion::V2 => crate::vgic::Version::V2,
+        },
+        nr_spis,
+        dist_base: gic.dist.base,
+        redist: gic.redist.iter().map(|r| (r.base, r.size)).collect(),
+        id_bits: dev.gic_id_bits,
+    };
     let d = hv.create_domain(cfg).map_err(Dom0Error::Create)?;
+    // Its devices' interrupts, one to one, hardware-linked.
+    for irq in dev.irqs {
+        if d.vgic.link_hw(&*hv.hw, irq.intid, irq.edge) {
+            hv.set_spi_owner(irq.intid, Some(0));
+        }
+    }
     let mm = &hv.mm;
     {
         let mut p2m = d.p2m.write(mm);

@@ -61,6 +61,10 @@ fn bits_of(off: u64, base: u64) -> Option<(Bits, u64)> {
 }
 
 impl Vgic {
+    pub(super) fn frame_of(&self, ipa: u64) -> bool {
+        self.frame(ipa).is_some()
+    }
+
     fn frame(&self, ipa: u64) -> Option<Frame> {
         let dist_size = match self.cfg.version {
             Version::V2 => 0x1000,

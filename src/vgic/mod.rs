@@ -179,6 +179,11 @@ impl Vgic {
     pub fn cpu(&self, vcpu: usize) -> &CpuDesc {
         &self.cpus[vcpu]
     }
+    /// Is `ipa` one of its registers (distributor or redistributor frames)?
+    pub fn claims(&self, ipa: u64) -> bool {
+        self.frame_of(ipa)
+    }
+
     /// One past the highest INTID.
     pub fn nr_lines(&self) -> u32 {
         PPI_END + self.cfg.nr_spis

@@ -29,4 +29,14 @@ impl crate::hw::Hw for ArchHw {
     fn counter_hz(&self) -> u64 {
         CNTFRQ_EL0.get().max(1)
     }
+
+    fn irq(&self, intid: u32, op: crate::hw::IrqOp) {
+        let target = match op {
+            crate::hw::IrqOp::Route(pcpu) => percpu::cpu(pcpu).mpidr(),
+            _ => 0,
+        };
+        if gic::driver().is_some() {
+            gic::irq_op(intid, op, target);
+        }
+    }
 }

@@ -24,6 +24,8 @@ pub struct PerCpu {
     current: UnsafeCell<Option<Placed>>,
     /// The ranks of the locks this CPU holds (debug builds' lock-order checker).
     held: Held,
+    /// How many list registers the last flush of its vCPU loaded.
+    lrs_loaded: AtomicUsize,
 }
 
 // SAFETY: the `UnsafeCell` and the `Cell`s of `held` are only ever touched by the CPU whose
@@ -40,7 +42,16 @@ impl PerCpu {
             online: AtomicBool::new(false),
             current: UnsafeCell::new(None),
             held: Held::new(),
+            lrs_loaded: AtomicUsize::new(0),
         }
+    }
+
+    /// List registers loaded by the last flush (this CPU's own bookkeeping).
+    pub fn lrs_loaded(&self) -> usize {
+        self.lrs_loaded.load(Ordering::Relaxed)
+    }
+    pub fn set_lrs_loaded(&self, n: usize) {
+        self.lrs_loaded.store(n, Ordering::Relaxed);
     }
 
     /// The CPU's MPIDR affinity.

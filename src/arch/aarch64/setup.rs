@@ -257,7 +257,7 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
     // GICC address.
     let vgic = match super::gic::init(&plat) {
         Ok((_, v)) => {
-            super::gic::enable(super::gic::SGI_KICK);
+            vcpu_run::enable_cpu_interrupts();
             v
         }
         Err(super::gic::GicError::NoGic) => None,
@@ -268,6 +268,7 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
     };
     if let Some(v) = vgic {
         info!("GIC: virtual interface with {} list registers enabled", v.list_registers);
+        vcpu_run::set_list_registers(v.list_registers);
     }
     super::smp::start_secondaries(&plat);
 
@@ -285,11 +286,14 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
     let cmdline = crate::dom0::cmdline(k.bootargs, plat.chosen.dom0_bootargs, opts.dom0_extra, default_args);
     let iomem = crate::dom0::iomem(&plat, console_region(uart.as_ref()), hv.stage.ipa_bits);
     let gicv = vgic.and_then(|_| crate::dom0::gicv_mapping(&plat));
-    let dev = crate::dom0::Devices {
-        iomem: &iomem,
-        mmio: gicv.as_slice(),
-        host: crate::dom0::fdt::HostTree::new(dt, &plat, uart.map(|u| u.base)),
-    };
+    // Dom0's devices' interrupts (routed one to one) and the nodes using PPIs (left out).
+    let kept = crate::dom0::kept_devices(&plat, console_region(uart.as_ref()));
+    let (irqs, ppi_nodes) = crate::dom0::device_irqs(&dt, &plat, &kept);
+    info!("dom0: {} device interrupts routed one to one; left out (PPIs): {:?}", irqs.len(), ppi_nodes);
+    let (gic_lines, gic_id_bits) = super::gic::driver().map_or((32, 9), |g| (g.lines(), g.id_bits()));
+    let host = crate::dom0::fdt::HostTree::new(dt, &plat, uart.map(|u| u.base))
+        .map(|h| crate::dom0::fdt::HostTree { drop: &ppi_nodes, ..h });
+    let dev = crate::dom0::Devices { iomem: &iomem, mmio: gicv.as_slice(), host, irqs: &irqs, gic_lines, gic_id_bits };
     let d0 = crate::dom0::build(hv, &plat, &plan, module_bytes(k.region), initrd, &cmdline, &dev)
         .unwrap_or_else(|e| dom0_failed(&e));
     for r in &d0.written {
@@ -309,7 +313,14 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
             bootargs: m.bootargs.unwrap_or(""),
         })
         .collect();
-    crate::domu::start_all(hv, &domus);
+    let host_gic = crate::domu::HostGic {
+        version: match plat.gic.as_ref().map(|g| g.version) {
+            Some(crate::dt::GicVersion::V2) => crate::vgic::Version::V2,
+            _ => crate::vgic::Version::V3,
+        },
+        gicv: plat.gic.as_ref().and_then(|g| g.vcpu_if).map(|r| r.base),
+    };
+    crate::domu::start_all(hv, &domus, host_gic);
     memory_summary(hv, &img);
     // CPU 0 runs dom0's vCPU 0.
     vcpu_run::idle()

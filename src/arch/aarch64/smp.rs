@@ -193,7 +193,8 @@ extern "C" fn granite_secondary_main(index: u64) -> ! {
     barrier::isb(barrier::SY);
     if gic::driver().is_some() {
         gic::init_cpu();
-        gic::enable(gic::SGI_KICK);
+        gic::init_virt();
+        vcpu_run::enable_cpu_interrupts();
     }
     c.set_online();
     hv.sched.set_online(c.index);

@@ -7,9 +7,21 @@
 //!
 //! Traps go to the portable handlers: hypercalls (`HVC #0xEA1`) to [`crate::hypercall`],
 //! PSCI/SMCCC (`HVC #0`, or `SMC #0` trapped by HCR_EL2.TSC) to [`crate::vpsci`], shutdowns to
-//! [`crate::lifecycle`]; anything the hypervisor cannot resolve is reflected into the guest as
+//! [`crate::lifecycle`], accesses to the virtual GIC's registers and SGI writes to
+//! [`crate::vgic`]; anything the hypervisor cannot resolve is reflected into the guest as
 //! Xen does ([`crate::trap`]): a stage-2 abort as a data/prefetch abort with ISS 0, everything
 //! else as an undefined instruction.
+//!
+//! **Interrupts.** Physical interrupts reach EL2 while a guest runs (HCR_EL2.IMO): the kick
+//! SGI, the virtual timer's PPI 27 (masked at the timer and injected as the virtual PPI 27,
+//! Xen's way), the GIC maintenance interrupt, and the SPIs of devices a domain owns (their
+//! priority dropped here, injected with a hardware-linked list register: the guest's EOI
+//! deactivates them). The list registers are refilled from the virtual GIC on the way back to
+//! the guest whenever its model changed ([`crate::vgic::Vgic::is_dirty`]).
+//!
+//! **WFI** blocks: a vCPU with nothing to take waits in EL2 (its CPU in WFI) until an
+//! interrupt for it arrives. WFE is not trapped: with one vCPU per CPU, waiting for an event
+//! in the guest is what yielding would do.
 
 use super::exceptions::{TrapFrame, TrapKind, enter_lower_el};
 use super::{gic, percpu, psci};
@@ -17,15 +29,17 @@ use crate::domain::Domain;
 use crate::hypercall::{self, Call, GuestVa, Outcome};
 use crate::lifecycle::{self, MachineAction, Shutdown};
 use crate::p2m::Access;
+use crate::sysreg::{SysregAccess, reg};
 use crate::trap::{self, GuestPc, GuestTrap, Injection};
 use crate::types::Gfn;
 use crate::vcpu::Vcpu;
+use crate::vgic::{Kicks, Lr};
 use crate::vpsci::{self, PsciOutcome};
 use aarch64_cpu::asm::{self, barrier};
 use aarch64_cpu::registers::*;
 use alloc::sync::Arc;
 use core::arch::asm;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use log::{debug, info, warn};
 use xen_abi::XEN_HYPERCALL_TAG;
 use xen_abi::sched::*;
@@ -35,9 +49,10 @@ use xen_abi::sched::*;
 /// HCR_EL2 while a guest runs: stage 2 on, EL1 AArch64, physical interrupts and SErrors to EL2,
 /// SMC trapped (PSCI is emulated), barriers and TLB/cache maintenance of the guest upgraded to
 /// inner shareable, stage-1 walks to device memory fault, implementation-defined system
-/// registers and ACTLR trapped.
+/// registers and ACTLR trapped, WFI trapped (it blocks the vCPU).
 fn guest_hcr() -> u64 {
     (HCR_EL2::RW::EL1IsAarch64
+        + HCR_EL2::TWI::SET
         + HCR_EL2::VM::Enable
         + HCR_EL2::SWIO::SET
         + HCR_EL2::PTW::SET
@@ -96,6 +111,13 @@ fn enter(d: &Domain, v: &Vcpu, entry: u64, x0: u64) -> ! {
     // This CPU may hold stale translations of the VMID from a previous user of it.
     // SAFETY: local TLB invalidation of the EL1&0 regime of the VMID just loaded.
     unsafe { asm!("tlbi vmalls12e1", "dsb nsh", "isb", options(nostack, preserves_flags)) };
+    // A fresh virtual CPU interface: empty list registers, no active priorities.
+    if gic::driver().is_some() {
+        gic::init_virt();
+    }
+    percpu::this().set_lrs_loaded(0);
+    d.vgic.vcpu_online(v.id as usize);
+    sync_lrs(d, v);
     let mut f = TrapFrame::default();
     f.x[0] = x0;
     f.elr = entry;
@@ -111,8 +133,9 @@ fn enter(d: &Domain, v: &Vcpu, entry: u64, x0: u64) -> ! {
 /// A CPU with nothing to run: wait for the vCPU pinned to it to be started, and enter it.
 pub fn idle() -> ! {
     let me = percpu::this();
-    // The vCPU this CPU ran (if any) is off: let go of its domain.
+    // The vCPU this CPU ran (if any) is off: let go of its domain and of its timer.
     me.set_current(None);
+    CNTV_CTL_EL0.set(0);
     let hv = percpu::hv();
     loop {
         if let Some((p, entry, context)) = hv.sched.next(me.index) {
@@ -133,13 +156,125 @@ pub fn idle() -> ! {
     }
 }
 
-/// Acknowledge and end every pending interrupt (an idle CPU has nothing else to do with them).
+/// Take every pending interrupt (an idle CPU: only device interrupts of a domain matter).
 fn drain_interrupts() {
-    if let Some(d) = gic::driver() {
-        while let Some(irq) = d.ack() {
-            d.eoi(irq);
+    let hv = percpu::hv();
+    while let Some(irq) = gic::ack() {
+        dispatch(hv, None, irq);
+    }
+}
+
+// ---- interrupts and the list registers ------------------------------------------------------------
+
+/// List registers of every CPU's virtualization interface (set once at boot).
+static NR_LRS: AtomicUsize = AtomicUsize::new(0);
+/// The most list registers used (GICv3 has at most 16; GICv2 up to 64).
+const MAX_LRS: usize = 16;
+/// The virtual timer's PPI.
+pub const VTIMER_PPI: u32 = 27;
+
+/// At boot: the CPUs' virtualization interfaces have `n` list registers.
+pub fn set_list_registers(n: u32) {
+    NR_LRS.store((n as usize).min(MAX_LRS), Ordering::Relaxed);
+}
+
+/// The interrupts a CPU running vCPUs takes at EL2 (each CPU enables its own PPIs).
+pub fn enable_cpu_interrupts() {
+    if let Some(g) = gic::driver() {
+        g.enable(gic::SGI_KICK);
+        g.enable(VTIMER_PPI);
+        g.enable(g.maintenance_irq());
+    }
+}
+
+/// Take the list registers the last flush loaded back into the virtual GIC (and empty them).
+fn fold_lrs(d: &Domain, v: &Vcpu) {
+    let me = percpu::this();
+    let n = me.lrs_loaded();
+    if n == 0 {
+        return;
+    }
+    let mut buf = [Lr::default(); MAX_LRS];
+    for (i, lr) in buf[..n].iter_mut().enumerate() {
+        *lr = gic::read_lr(i);
+        gic::write_lr(i, &Lr::default());
+    }
+    me.set_lrs_loaded(0);
+    d.vgic.fold(v.id as usize, &buf[..n]);
+}
+
+/// Refill the list registers from the virtual GIC (on the way into the guest).
+#[inline(never)]
+fn sync_lrs(d: &Domain, v: &Vcpu) {
+    if gic::driver().is_none() {
+        return;
+    }
+    fold_lrs(d, v);
+    let n = NR_LRS.load(Ordering::Relaxed);
+    let mut buf = [Lr::default(); MAX_LRS];
+    let f = d.vgic.flush(v.id as usize, &mut buf[..n]);
+    for (i, lr) in buf[..f.loaded].iter().enumerate() {
+        gic::write_lr(i, lr);
+    }
+    percpu::this().set_lrs_loaded(f.loaded);
+    gic::set_underflow(f.underflow);
+    kick(d, f.kicks, Some(v));
+}
+
+/// Make the CPUs of the vCPUs in `k` look at their list registers (not the caller's own).
+fn kick(d: &Domain, k: Kicks, me: Option<&Vcpu>) {
+    let hv = percpu::hv();
+    for i in k.iter().filter(|&i| me.is_none_or(|m| m.id as usize != i)) {
+        if let Some(t) = d.vcpus.get(i) {
+            hv.hw.kick(t.pcpu);
         }
     }
+}
+
+/// One physical interrupt taken at EL2; `cur` is the vCPU this CPU runs, if any.
+fn dispatch(hv: &crate::hv::Hypervisor, cur: Option<(&Domain, &Vcpu)>, irq: gic::Irq) {
+    let intid = irq.intid;
+    if intid == gic::SGI_KICK {
+        gic::eoi(irq);
+    } else if intid == VTIMER_PPI {
+        // The guest's virtual timer fired: mask it at the timer (its level drops) and give the
+        // guest its virtual PPI 27; the guest's handler reprograms the timer (Xen's method).
+        CNTV_CTL_EL0.modify(CNTV_CTL_EL0::IMASK::SET);
+        gic::eoi(irq);
+        if let Some((d, v)) = cur {
+            d.vgic.inject(v.id as usize, VTIMER_PPI);
+        }
+    } else if gic::driver().is_some_and(|g| g.maintenance_irq() == intid) {
+        // Underflow, or a GICv2 SGI instance completed: refill on the way back.
+        gic::eoi(irq);
+        gic::set_underflow(false);
+        if let Some((d, v)) = cur {
+            d.vgic.set_dirty(v.id as usize);
+        }
+    } else if let Some(owner) = hv.spi_owner(intid).and_then(|o| hv.domain(o)) {
+        // A device interrupt of a domain: priority drop only; the guest's EOI of the
+        // hardware-linked virtual interrupt deactivates it.
+        gic::priority_drop(irq);
+        match owner.vgic.inject_hw(intid) {
+            Some(k) => kick(&owner, k, cur.filter(|(d, _)| d.id == owner.id).map(|(_, v)| v)),
+            None => gic::irq_op(intid, crate::hw::IrqOp::Deactivate, 0),
+        }
+    } else {
+        gic::eoi(irq);
+        static LIMIT: crate::ratelimit::RateLimit = crate::ratelimit::RateLimit::new();
+        if LIMIT.allow(&*hv.hw).is_some() {
+            warn!("unexpected interrupt {intid} on CPU{}", percpu::index());
+        }
+    }
+}
+
+/// This CPU stops running vCPU `v` (it is off): its list registers go back to the model, its
+/// timer stops, SPIs routed elsewhere leave its list.
+fn stop_here(d: &Domain, v: &Vcpu) {
+    fold_lrs(d, v);
+    CNTV_CTL_EL0.set(0);
+    let k = d.vgic.vcpu_offline(v.id as usize);
+    kick(d, k, Some(v));
 }
 
 // ---- traps ------------------------------------------------------------------------------------
@@ -159,9 +294,14 @@ pub fn handle(kind: TrapKind, f: &mut TrapFrame) {
         && trap::esr_ec(f.esr) == trap::ec::HVC64
         && trap::esr_iss(f.esr) as u16 == XEN_HYPERCALL_TAG
     {
-        return hypercall(d, v, f);
+        hypercall(d, v, f);
+    } else {
+        other(kind, d, v, f);
     }
-    other(kind, d, v, f)
+    // Back to the guest: refresh its list registers if its virtual GIC changed.
+    if d.vgic.is_dirty(v.id as usize) {
+        sync_lrs(d, v);
+    }
 }
 
 /// Every other trap: interrupts, PSCI, aborts, trapped instructions.
@@ -178,16 +318,89 @@ fn other(kind: TrapKind, d: &'static Arc<Domain>, v: &'static Vcpu, f: &mut Trap
     }
 }
 
-/// A physical interrupt while a guest ran: the only one enabled is the kick SGI.
+/// Physical interrupts while a guest ran.
 fn irq(d: &Domain, v: &Vcpu) {
-    let Some(irq) = gic::driver().and_then(|g| g.ack()) else { return };
-    gic::eoi(irq);
-    if irq.intid != gic::SGI_KICK {
-        warn!("unexpected interrupt {} on CPU{}", irq.intid, percpu::index());
+    if gic::driver().is_none() {
+        return;
     }
+    let hv = percpu::hv();
+    while let Some(irq) = gic::ack() {
+        dispatch(hv, Some((d, v)), irq);
+    }
+    check_stop(d, v);
+}
+
+/// If this vCPU's domain is going down, leave it.
+fn check_stop(d: &Domain, v: &Vcpu) {
     if v.stop_if_requested() {
+        stop_here(d, v);
         debug!("d{}v{}: stopped on CPU{}", d.id, v.id, percpu::index());
         idle()
+    }
+}
+
+/// WFI: unless an interrupt is waiting for the guest, sleep (the CPU in WFI at EL2, where
+/// interrupts are masked but still wake it) until one is.
+fn block(d: &Domain, v: &Vcpu) {
+    if gic::driver().is_none() {
+        return;
+    }
+    fold_lrs(d, v);
+    let hv = percpu::hv();
+    loop {
+        if d.vgic.has_deliverable(v.id as usize, gic::vpmr()) {
+            return;
+        }
+        check_stop(d, v);
+        asm::wfi();
+        while let Some(irq) = gic::ack() {
+            dispatch(hv, Some((d, v)), irq);
+        }
+    }
+}
+
+/// A trapped access of the virtual GIC's registers.
+fn vgic_mmio(d: &Domain, v: &Vcpu, f: &mut TrapFrame, ipa: u64, va: u64, il: bool) {
+    let Some(a) = crate::mmio::Access::decode(trap::esr_iss(f.esr), ipa) else {
+        // (an access without a syndrome, e.g. a load pair: Xen refuses it too)
+        return inject(f, |pc| trap::inject_abort(pc, false, va, il));
+    };
+    // Its state is read and written: the list registers go back to the model first.
+    fold_lrs(d, v);
+    let value = a.store_value(if a.reg < 31 { f.x[a.reg as usize] } else { 0 });
+    let hv = percpu::hv();
+    match d.vgic.mmio(&*hv.hw, v.id as usize, ipa, a.size, a.write, value) {
+        Some((crate::mmio::Outcome::Done(r), k)) => {
+            if !a.write && a.reg < 31 {
+                f.x[a.reg as usize] = a.load_value(r);
+            }
+            f.elr += 4;
+            kick(d, k, Some(v));
+        }
+        Some((crate::mmio::Outcome::Abort, k)) => {
+            kick(d, k, Some(v));
+            inject(f, |pc| trap::inject_abort(pc, false, va, il))
+        }
+        None => inject(f, |pc| trap::inject_abort(pc, false, va, il)),
+    }
+}
+
+/// A trapped system-register access: the SGI generation registers (GICv3 guests).
+fn sysreg(d: &Domain, v: &Vcpu, f: &mut TrapFrame, iss: u32, il: bool) -> bool {
+    let s = SysregAccess::decode(iss);
+    match s.encoding() {
+        reg::ICC_SGI1R_EL1 | reg::ICC_ASGI1R_EL1 | reg::ICC_SGI0R_EL1 if !s.read => {
+            let value = if s.rt < 31 { f.x[s.rt as usize] } else { 0 };
+            let (sgi, targets) = d.vgic.sgi1r_targets(v.id as usize, value);
+            let k = d.vgic.send_sgi(v.id as usize, targets, sgi);
+            kick(d, k, Some(v));
+            f.elr += 4;
+            true
+        }
+        _ => {
+            let _ = il;
+            false
+        }
     }
 }
 
@@ -198,6 +411,8 @@ fn sync(d: &'static Arc<Domain>, v: &'static Vcpu, f: &mut TrapFrame) {
     // if the IPA is mapped by now, the guest just retries the access.
     let retry = |ipa: u64, access| d.p2m.permits(&hv.mm, Gfn::from_addr(ipa), access);
     match trap::decode(f.esr, f.far, f.hpfar) {
+        GuestTrap::DataAbort { ipa, va, .. } if d.vgic.claims(ipa) => vgic_mmio(d, v, f, ipa, va, il),
+        GuestTrap::Sysreg { iss } if sysreg(d, v, f, iss, il) => {}
         GuestTrap::Hvc { imm: XEN_HYPERCALL_TAG } => hypercall(d, v, f),
         GuestTrap::Hvc { imm: 0 } => psci(d, v, f),
         GuestTrap::Smc { imm: 0 } => {
@@ -219,7 +434,12 @@ fn sync(d: &'static Arc<Domain>, v: &'static Vcpu, f: &mut TrapFrame) {
             debug!("d{}v{}: instruction abort on IPA {ipa:#x} (VA {va:#x}): reflected", d.id, v.id);
             inject(f, |pc| trap::inject_abort(pc, true, va, il))
         }
-        GuestTrap::Wfx { .. } => f.elr += 4,
+        GuestTrap::Wfx { wfe } => {
+            f.elr += 4;
+            if !wfe {
+                block(d, v);
+            }
+        }
         t => {
             warn_once(d, trap::esr_ec(f.esr), t, f.elr);
             inject(f, |pc| trap::inject_undef(pc, il))
@@ -295,7 +515,10 @@ fn psci(d: &'static Arc<Domain>, v: &'static Vcpu, f: &mut TrapFrame) {
             }
             f.x[0] = x0 as u64;
         }
-        PsciOutcome::Off => idle(),
+        PsciOutcome::Off => {
+            stop_here(d, v);
+            idle()
+        }
         PsciOutcome::Shutdown(reason) => shutdown(d, v, reason),
     }
 }
@@ -316,8 +539,12 @@ fn shutdown(d: &'static Arc<Domain>, v: &'static Vcpu, reason: u32) -> ! {
             info!("Hardware Dom0 shutdown ({}): rebooting machine", lifecycle::reason_name(reason));
             psci::reset()
         }
-        Shutdown::Joined => idle(),
+        Shutdown::Joined => {
+            stop_here(d, v);
+            idle()
+        }
         Shutdown::Stop { kick } => {
+            stop_here(d, v);
             for p in kick {
                 hv.hw.kick(p);
             }

@@ -11,8 +11,15 @@
 //! | [`init_cpu`] | per-CPU: this CPU's interface (and on GICv2 its interface number for SGIs) |
 //! | [`send_sgi`] | an SGI to the CPU with a given MPIDR |
 //! | [`ack`] / [`eoi`] | acknowledge the highest-priority pending interrupt / end it |
+//! | [`priority_drop`] | end a guest's interrupt at EL2 but leave it active: the guest's EOI, through a hardware-linked list register, deactivates it |
 //! | [`enable`] / [`disable`] | one interrupt (SGIs and PPIs: of the calling CPU) |
+//! | [`irq_op`] | enable/disable, trigger, route, pending and active state of an SPI a guest owns |
 //! | [`init_virt`] | per-CPU: the virtualization interface (list registers) |
+//! | [`read_lr`] / [`write_lr`] / [`set_underflow`] / [`vpmr`] | this CPU's list registers and virtual CPU interface |
+//!
+//! The CPU interface runs with EOImode 1 (as Xen's): an EOI only drops the running priority,
+//! a separate deactivation ends the interrupt; [`eoi`] does both for the hypervisor's own
+//! interrupts.
 //!
 //! Nothing is enabled by [`init`]: a caller enables what it handles. Physical interrupts are
 //! taken at EL2 while a guest runs (HCR_EL2.IMO), so an enabled interrupt nobody handles
@@ -24,6 +31,8 @@ pub mod v2;
 pub mod v3;
 
 use crate::dt::{GicVersion, Platform, Region};
+use crate::hw::IrqOp;
+use crate::vgic::Lr;
 use aarch64_cpu::registers::{MPIDR_EL1, Readable};
 use core::fmt;
 
@@ -85,6 +94,22 @@ pub trait GicDriver: Sync {
     fn ack(&self) -> Option<Irq>;
     /// End an acknowledged interrupt (priority drop and deactivation).
     fn eoi(&self, irq: Irq);
+    /// Drop the running priority of an acknowledged interrupt, leaving it active.
+    fn priority_drop(&self, irq: Irq);
+    /// An operation on SPI `intid` (a guest's; `Route` names the target CPU's MPIDR).
+    fn irq_op(&self, intid: u32, op: IrqOp, target_mpidr: u64);
+    /// List register `n` of the calling CPU.
+    fn read_lr(&self, n: usize) -> Lr;
+    fn write_lr(&self, n: usize, lr: &Lr);
+    /// Ask (or stop asking) for the underflow maintenance interrupt.
+    fn set_underflow(&self, on: bool);
+    /// The running vCPU's virtual priority mask.
+    fn vpmr(&self) -> u8;
+    /// The maintenance interrupt's INTID.
+    fn maintenance_irq(&self) -> u32;
+    /// Interrupt lines (INTIDs below this exist) and GICD_TYPER.IDbits.
+    fn lines(&self) -> u32;
+    fn id_bits(&self) -> u32;
     /// Forward interrupt `intid` (SGIs and PPIs: of the calling CPU).
     fn enable(&self, intid: u32);
     fn disable(&self, intid: u32);
@@ -204,4 +229,28 @@ pub fn disable(intid: u32) {
 /// See [`GicDriver::init_virt`].
 pub fn init_virt() -> Option<VirtIf> {
     d().init_virt()
+}
+/// See [`GicDriver::priority_drop`].
+pub fn priority_drop(irq: Irq) {
+    d().priority_drop(irq)
+}
+/// See [`GicDriver::irq_op`].
+pub fn irq_op(intid: u32, op: IrqOp, target_mpidr: u64) {
+    d().irq_op(intid, op, target_mpidr)
+}
+/// See [`GicDriver::read_lr`].
+pub fn read_lr(n: usize) -> Lr {
+    d().read_lr(n)
+}
+/// See [`GicDriver::write_lr`].
+pub fn write_lr(n: usize, lr: &Lr) {
+    d().write_lr(n, lr)
+}
+/// See [`GicDriver::set_underflow`].
+pub fn set_underflow(on: bool) {
+    d().set_underflow(on)
+}
+/// See [`GicDriver::vpmr`].
+pub fn vpmr() -> u8 {
+    d().vpmr()
 }

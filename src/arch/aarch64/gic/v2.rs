@@ -11,11 +11,14 @@
 use super::{GicDriver, GicError, Irq, Mmio, VirtIf};
 use crate::dt::{Gic, GicVersion, Region};
 use crate::gic::SPI_END;
-use crate::gic::regs::{GICC_CTLR, GICC_IAR, GICD_SGIR, GICD_TYPER, GICH_HCR, GICH_VTR, Gicc, Gicd, Gich};
+use crate::gic::regs::{GICC_CTLR, GICC_IAR, GICD_SGIR, GICD_TYPER, GICH_HCR, GICH_LR, GICH_VTR, Gicc, Gicd, Gich};
+use crate::hw::IrqOp;
 use crate::sysreg::mpidr_affinity;
+use crate::vgic::Lr;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{MPIDR_EL1, Readable};
 use core::sync::atomic::{AtomicU64, Ordering};
+use tock_registers::interfaces::ReadWriteable;
 use tock_registers::interfaces::Writeable;
 
 /// Priority given to every interrupt (the middle of the range; the mask lets all through).
@@ -35,6 +38,8 @@ pub struct GicV2 {
     security: bool,
     /// Per CPU that ran `init_cpu`: VALID | MPIDR affinity << 8 | its CPU-interface mask.
     cpus: [AtomicU64; MAX_CPUS],
+    /// The maintenance interrupt (the device tree's, or PPI 9).
+    maintenance: u32,
 }
 
 static V2: spin::Once<GicV2> = spin::Once::new();
@@ -66,6 +71,7 @@ impl GicV2 {
             lines,
             security,
             cpus: [const { AtomicU64::new(0) }; MAX_CPUS],
+            maintenance: g.maintenance_irq.unwrap_or(25),
         });
         let d = &gic.dist;
         d.ctlr.set(0);
@@ -130,11 +136,13 @@ impl GicDriver for GicV2 {
         }
         self.cpu.pmr.set(0xff);
         self.cpu.bpr.set(0);
-        // EOImode 0 (EOI drops priority and deactivates); FIQEn 0 (Group 0 as IRQ).
+        // EOImode 1 (EOI drops the priority, GICC_DIR deactivates); FIQEn 0 (Group 0 as
+        // IRQ). (With the Security Extensions this is the Non-secure view: bit 0 enables
+        // Group 1 and EOImodeNS is bit 9.)
         self.cpu.ctlr.write(if self.security {
-            GICC_CTLR::ENABLE_GRP0::SET
+            GICC_CTLR::ENABLE_GRP0::SET + GICC_CTLR::EOI_MODE_NS::SET
         } else {
-            GICC_CTLR::ENABLE_GRP0::SET + GICC_CTLR::ENABLE_GRP1::SET
+            GICC_CTLR::ENABLE_GRP0::SET + GICC_CTLR::ENABLE_GRP1::SET + GICC_CTLR::EOI_MODE_NS::SET
         });
         barrier::isb(barrier::SY);
     }
@@ -159,6 +167,99 @@ impl GicDriver for GicV2 {
 
     fn eoi(&self, irq: Irq) {
         self.cpu.eoir.set(irq.raw);
+        self.cpu.dir.set(irq.raw);
+    }
+
+    fn priority_drop(&self, irq: Irq) {
+        self.cpu.eoir.set(irq.raw);
+    }
+
+    fn irq_op(&self, intid: u32, op: IrqOp, target_mpidr: u64) {
+        if intid < crate::gic::PPI_END || intid >= self.lines {
+            return;
+        }
+        let (w, bit) = ((intid / 32) as usize, 1u32 << (intid % 32));
+        let d = &self.dist;
+        match op {
+            IrqOp::Enable => d.isenabler[w].set(bit),
+            IrqOp::Disable => d.icenabler[w].set(bit),
+            IrqOp::SetPending => d.ispendr[w].set(bit),
+            IrqOp::ClearPending => d.icpendr[w].set(bit),
+            IrqOp::Deactivate => d.icactiver[w].set(bit),
+            IrqOp::SetEdge(edge) => {
+                let r = &d.icfgr[(intid / 16) as usize];
+                let b = 2 << (2 * (intid % 16));
+                r.set(if edge { r.get() | b } else { r.get() & !b });
+            }
+            IrqOp::Route(_) => {
+                if let Some(mask) = self.mask_of(target_mpidr) {
+                    let r = &d.itargetsr[(intid / 4) as usize];
+                    let shift = 8 * (intid % 4);
+                    r.set((r.get() & !(0xff << shift)) | (mask << shift));
+                }
+            }
+        }
+    }
+
+    fn read_lr(&self, n: usize) -> Lr {
+        let Some(h) = self.hyp.as_ref() else { return Lr::default() };
+        let r = tock_registers::LocalRegisterCopy::<u32, GICH_LR::Register>::new(h.lr[n].get());
+        let hw = r.is_set(GICH_LR::HW);
+        let state = r.read(GICH_LR::STATE);
+        Lr {
+            vintid: r.read(GICH_LR::VIRTUAL_ID),
+            pending: state & 1 != 0,
+            active: state & 2 != 0,
+            priority: (r.read(GICH_LR::PRIORITY) << 3) as u8,
+            group1: r.is_set(GICH_LR::GROUP1),
+            hw: hw.then(|| r.read(GICH_LR::PHYSICAL_ID) as u16),
+            source: if hw { 0 } else { r.read(GICH_LR::CPU_ID) as u8 },
+            eoi_maintenance: !hw && r.is_set(GICH_LR::EOI),
+        }
+    }
+
+    fn write_lr(&self, n: usize, lr: &Lr) {
+        let Some(h) = self.hyp.as_ref() else { return };
+        let state = lr.pending as u32 | ((lr.active as u32) << 1);
+        let mut v = GICH_LR::VIRTUAL_ID.val(lr.vintid & 0x3ff)
+            + GICH_LR::PRIORITY.val((lr.priority >> 3) as u32)
+            + GICH_LR::STATE.val(state);
+        if lr.group1 {
+            v += GICH_LR::GROUP1::SET;
+        }
+        match lr.hw {
+            Some(p) => v += GICH_LR::HW::SET + GICH_LR::PHYSICAL_ID.val(p as u32),
+            None => {
+                v += GICH_LR::CPU_ID.val(lr.source as u32 & 7);
+                if lr.eoi_maintenance {
+                    v += GICH_LR::EOI::SET;
+                }
+            }
+        }
+        h.lr[n].set(if state == 0 { 0 } else { v.value });
+    }
+
+    fn set_underflow(&self, on: bool) {
+        if let Some(h) = self.hyp.as_ref() {
+            h.hcr.modify(if on { GICH_HCR::UIE::SET } else { GICH_HCR::UIE::CLEAR });
+        }
+    }
+
+    fn vpmr(&self) -> u8 {
+        // GICH_VMCR.PriorityMask: bits 31:27, the upper 5 bits of the mask.
+        self.hyp.as_ref().map_or(0xff, |h| ((h.vmcr.get() >> 27) << 3) as u8)
+    }
+
+    fn maintenance_irq(&self) -> u32 {
+        self.maintenance
+    }
+
+    fn lines(&self) -> u32 {
+        self.lines
+    }
+
+    fn id_bits(&self) -> u32 {
+        9 // (10-bit INTIDs)
     }
 
     fn enable(&self, intid: u32) {
@@ -175,7 +276,7 @@ impl GicDriver for GicV2 {
 
     fn init_virt(&self) -> Option<VirtIf> {
         let h = self.hyp.as_ref()?;
-        let list_registers = h.vtr.read(GICH_VTR::LIST_REGS) + 1;
+        let list_registers = (h.vtr.read(GICH_VTR::LIST_REGS) + 1).min(64);
         for lr in &h.lr[..list_registers as usize] {
             lr.set(0);
         }
