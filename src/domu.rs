@@ -16,35 +16,11 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use xen_abi::guest_layout::*;
 
-/// Xen's guest GICv3 distributor and redistributor addresses.
-pub const GUEST_GICV3_GICD_BASE: u64 = 0x0300_1000;
-pub const GUEST_GICV3_GICD_SIZE: u64 = 0x1_0000;
-pub const GUEST_GICV3_GICR0_BASE: u64 = 0x0302_0000;
-pub const GUEST_GICV3_RDIST_STRIDE: u64 = 0x2_0000;
-/// Xen's guest GICv2 distributor and CPU interface (the hardware GICV is mapped there).
-pub const GUEST_GICD_BASE: u64 = 0x0300_1000;
-pub const GUEST_GICD_SIZE: u64 = 0x1000;
-pub const GUEST_GICC_BASE: u64 = 0x0300_2000;
-pub const GUEST_GICC_SIZE: u64 = 0x2000;
-/// SPIs a domU's virtual GIC has (no device is passed through to domUs).
-pub const GUEST_NR_SPIS: u32 = 32;
+pub use crate::vgic::guest::*;
 
-/// The virtual GIC of a domU with `vcpus` vCPUs at Xen's guest addresses.
-pub fn guest_vgic(version: crate::vgic::Version, vcpus: u32) -> crate::vgic::Config {
-    use crate::vgic::{Config, Version};
-    match version {
-        Version::V3 => Config {
-            version,
-            nr_spis: GUEST_NR_SPIS,
-            dist_base: GUEST_GICV3_GICD_BASE,
-            redist: Vec::from([(GUEST_GICV3_GICR0_BASE, GUEST_GICV3_RDIST_STRIDE * vcpus as u64)]),
-            id_bits: 9,
-        },
-        Version::V2 => {
-            Config { version, nr_spis: GUEST_NR_SPIS, dist_base: GUEST_GICD_BASE, redist: Vec::new(), id_bits: 9 }
-        }
-    }
-}
+/// Default domU memory and the 2 MiB chunks it is allocated in.
+pub const DEFAULT_MEM: u64 = 64 << 20;
+const CHUNK_ORDER: u32 = 9;
 
 /// The host GIC as a domU's build needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,10 +29,6 @@ pub struct HostGic {
     /// GICv2: the hardware virtual CPU interface (GICV), mapped at the guest's GICC.
     pub gicv: Option<u64>,
 }
-/// Default domU memory and the 2 MiB chunks it is allocated in.
-pub const DEFAULT_MEM: u64 = 64 << 20;
-const CHUNK_ORDER: u32 = 9;
-
 /// What the boot arguments of a domU's module say to the hypervisor: `granite.mem=SIZE`
 /// (K/M/G suffix) and `granite.vcpus=N`. Other words are the guest's own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,7 +115,7 @@ pub fn build(
     let mem = mem.next_multiple_of(2 << 20);
     let mut cfg = hv.domain_config(id);
     cfg.pcpus = pcpus.to_vec();
-    cfg.vgic = guest_vgic(gic.version, pcpus.len() as u32);
+    cfg.vgic = crate::vgic::guest::config(gic.version, pcpus.len() as u32);
     let d = hv.create_domain(cfg).map_err(DomUError::Create)?;
     let r = populate_and_load(hv, &d, &header, kernel, cmdline, mem, gic);
     if r.is_err() {

@@ -115,7 +115,7 @@ impl Hypervisor {
             p2m_table_limit: 4096,
             pcpus: vec![0],
             counter_offset: self.hw.counter(),
-            vgic: crate::domu::guest_vgic(crate::vgic::Version::V3, 1),
+            vgic: crate::vgic::guest::config(crate::vgic::Version::V3, 1),
             evtchn_ppi: xen_abi::guest_layout::GUEST_EVTCHN_PPI,
         }
     }

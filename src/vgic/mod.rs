@@ -31,6 +31,40 @@
 pub mod irq;
 pub mod mmio;
 
+/// Xen's guest memory map of the GIC (`public/arch-arm.h`): where a domU's virtual GIC is.
+pub mod guest {
+    use super::{Config, Version};
+    use alloc::vec::Vec;
+
+    pub const GUEST_GICV3_GICD_BASE: u64 = 0x0300_1000;
+    pub const GUEST_GICV3_GICD_SIZE: u64 = 0x1_0000;
+    pub const GUEST_GICV3_GICR0_BASE: u64 = 0x0302_0000;
+    pub const GUEST_GICV3_RDIST_STRIDE: u64 = 0x2_0000;
+    /// GICv2: the distributor and the CPU interface (the hardware GICV is mapped there).
+    pub const GUEST_GICD_BASE: u64 = 0x0300_1000;
+    pub const GUEST_GICD_SIZE: u64 = 0x1000;
+    pub const GUEST_GICC_BASE: u64 = 0x0300_2000;
+    pub const GUEST_GICC_SIZE: u64 = 0x2000;
+    /// SPIs a domU's virtual GIC has (no device is passed through to domUs).
+    pub const GUEST_NR_SPIS: u32 = 32;
+
+    /// The virtual GIC of a domU with `vcpus` vCPUs at Xen's guest addresses.
+    pub fn config(version: Version, vcpus: u32) -> Config {
+        match version {
+            Version::V3 => Config {
+                version,
+                nr_spis: GUEST_NR_SPIS,
+                dist_base: GUEST_GICV3_GICD_BASE,
+                redist: Vec::from([(GUEST_GICV3_GICR0_BASE, GUEST_GICV3_RDIST_STRIDE * vcpus as u64)]),
+                id_bits: 9,
+            },
+            Version::V2 => {
+                Config { version, nr_spis: GUEST_NR_SPIS, dist_base: GUEST_GICD_BASE, redist: Vec::new(), id_bits: 9 }
+            }
+        }
+    }
+}
+
 pub use irq::{Irq, Lr, PRIORITY_MASK};
 
 use crate::gic::{PPI_END, SGI_END, is_private};
