@@ -50,6 +50,7 @@ pub mod types;
 pub mod vcpu;
 pub mod vgic;
 pub mod vpsci;
+pub mod vtimer;
 
 pub mod testing;
 

@@ -12,6 +12,10 @@ use xen_abi::psci::*;
 pub enum PsciCall {
     /// Answer in x0 and resume.
     Return(i64),
+    /// Answer in x0..x3 (the vendor hypervisor service's UID and revision).
+    Return4([u64; 4]),
+    /// `CPU_SUSPEND`: wait for an interrupt, then return success.
+    CpuSuspend,
     SystemOff,
     SystemReset,
     /// Start vCPU `target` (MPIDR affinity) at `entry` with x0 = `context`.
@@ -39,6 +43,8 @@ pub fn decode(fid: u64, x1: u64, x2: u64, x3: u64) -> PsciCall {
         PSCI_VERSION => PsciCall::Return(PSCI_VERSION_1_1 as i64),
         PSCI_FEATURES => PsciCall::Return(match x1 as u32 {
             PSCI_VERSION
+            | PSCI_CPU_SUSPEND_32
+            | PSCI_CPU_SUSPEND_64
             | PSCI_CPU_OFF
             | PSCI_CPU_ON_64
             | PSCI_CPU_ON_32
@@ -54,6 +60,11 @@ pub fn decode(fid: u64, x1: u64, x2: u64, x3: u64) -> PsciCall {
         // "Trusted OS not present or does not require migration".
         PSCI_MIGRATE_INFO_TYPE => PsciCall::Return(2),
         PSCI_SYSTEM_OFF => PsciCall::SystemOff,
+        PSCI_CPU_SUSPEND_32 | PSCI_CPU_SUSPEND_64 => PsciCall::CpuSuspend,
+        // Xen's hypervisor service: its UID (so a guest looking for KVM's finds Xen's).
+        SMCCC_HYP_CALL_COUNT => PsciCall::Return(XEN_SMCCC_FUNCTION_COUNT as i64),
+        SMCCC_HYP_CALL_UID => PsciCall::Return4(XEN_SMCCC_UID.map(|w| w as u64)),
+        SMCCC_HYP_REVISION => PsciCall::Return4([XEN_SMCCC_REVISION.0 as u64, XEN_SMCCC_REVISION.1 as u64, 0, 0]),
         PSCI_SYSTEM_RESET => PsciCall::SystemReset,
         PSCI_CPU_OFF => PsciCall::CpuOff,
         PSCI_CPU_ON_64 | PSCI_CPU_ON_32 => PsciCall::CpuOn { target: arg(x1), entry: arg(x2), context: arg(x3) },
@@ -67,6 +78,10 @@ pub fn decode(fid: u64, x1: u64, x2: u64, x3: u64) -> PsciCall {
 pub enum PsciOutcome {
     /// Return `x0` to the guest; if `kick` names a pCPU, make it look at its vCPU first.
     Return { x0: i64, kick: Option<usize> },
+    /// Return these in x0..x3.
+    Return4([u64; 4]),
+    /// Block the vCPU until an interrupt is pending for it (as WFI), then return success.
+    Suspend,
     /// The calling vCPU is off: its pCPU leaves it.
     Off,
     /// `SYSTEM_OFF` / `SYSTEM_RESET`: the domain shuts down with this `SHUTDOWN_*` reason.
@@ -79,6 +94,8 @@ pub fn call(d: &Domain, v: &Vcpu, fid: u64, x1: u64, x2: u64, x3: u64) -> PsciOu
     let ret = |x0| PsciOutcome::Return { x0, kick: None };
     match decode(fid, x1, x2, x3) {
         PsciCall::Return(x0) => ret(x0),
+        PsciCall::Return4(r) => PsciOutcome::Return4(r),
+        PsciCall::CpuSuspend => PsciOutcome::Suspend,
         PsciCall::SystemOff => PsciOutcome::Shutdown(SHUTDOWN_POWEROFF),
         PsciCall::SystemReset => PsciOutcome::Shutdown(SHUTDOWN_REBOOT),
         PsciCall::CpuOff => {
@@ -110,6 +127,14 @@ mod tests {
         assert_eq!(decode(SMCCC_VERSION as u64, 0, 0, 0), PsciCall::Return(0x10001));
         assert_eq!(decode(PSCI_FEATURES as u64, PSCI_CPU_ON_64 as u64, 0, 0), PsciCall::Return(0));
         assert_eq!(decode(PSCI_FEATURES as u64, 0xC400_0012, 0, 0), PsciCall::Return(-1));
+        assert_eq!(decode(PSCI_FEATURES as u64, PSCI_CPU_SUSPEND_64 as u64, 0, 0), PsciCall::Return(0));
+        assert_eq!(decode(SMCCC_ARCH_FEATURES as u64, SMCCC_ARCH_WORKAROUND_1 as u64, 0, 0), PsciCall::Return(-1));
+        assert_eq!(decode(0xC400_0001, 0, 0, 0), PsciCall::CpuSuspend);
+        assert_eq!(
+            decode(0x8600_FF01, 0, 0, 0),
+            PsciCall::Return4([0xdc12_18a7, 0x6943_98c6, 0xd179_cf9a, 0x67e6_de8d]),
+            "Xen's UID, a71812dc-c698-4369-9acf-79d18ddee667"
+        );
         assert_eq!(decode(0x8400_0008, 0, 0, 0), PsciCall::SystemOff);
         assert_eq!(decode(0x1234_5678, 0, 0, 0), PsciCall::Return(-1));
         assert_eq!(

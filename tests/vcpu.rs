@@ -7,6 +7,7 @@ use granite::domain::Domain;
 use granite::hv::{Hypervisor, Options};
 use granite::lifecycle::{self, MachineAction, Shutdown};
 use granite::sched::PlaceError;
+use granite::testing::GUEST_RAM_GFN;
 use granite::testing::*;
 use granite::tlb::NoTlb;
 use granite::vcpu::RunState;
@@ -180,4 +181,28 @@ fn domus_start_on_free_cpus_in_module_order() {
     );
     assert!(hv.domain(3).is_none());
     assert!(hv.sched.free_cpus().is_empty());
+}
+
+#[test]
+fn xen_features_are_xens() {
+    use granite::testing::{ARG, Guest};
+    use xen_abi::XenFeatureInfo;
+    let m = machine();
+    let hv = &m.hv;
+    let mut cfg = hv.domain_config(0);
+    cfg.direct_map = true;
+    let d0 = hv.create_domain(cfg).unwrap();
+    let ram = hv.mm.alloc_domheap(0, 2).unwrap();
+    d0.p2m.write(&hv.mm).insert(granite::types::Gfn(GUEST_RAM_GFN), 4, ram, granite::p2m::P2mType::RamRw).unwrap();
+    let g0 = Guest { d: d0, ram, pages: 4 };
+    let g1 = Guest::new(hv, 1, 2);
+    let features = |g: &Guest, idx: u32| {
+        g.put(hv, ARG, &XenFeatureInfo { submap_idx: idx, submap: 0x5a5a });
+        let r = g.ret(hv, xen_abi::hypercall::XEN_VERSION, [xen_abi::version::XENVER_GET_FEATURES, ARG, 0, 0, 0]);
+        (r, g.get::<XenFeatureInfo>(hv, ARG).submap)
+    };
+    // Xen 4.17 on Arm: dom0 (direct-mapped) 0x26805, a domU 0x16005.
+    assert_eq!(features(&g0, 0), (0, 0x26805));
+    assert_eq!(features(&g1, 0), (0, 0x16005));
+    assert_eq!(features(&g1, 1), (-22, 0x5a5a), "only submap 0: -EINVAL, nothing written");
 }

@@ -622,6 +622,7 @@ pub mod psci {
     pub const SMCCC_VERSION: u32 = 0x8000_0000;
     pub const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
     pub const PSCI_VERSION: u32 = 0x8400_0000;
+    pub const PSCI_CPU_SUSPEND_32: u32 = 0x8400_0001;
     pub const PSCI_CPU_SUSPEND_64: u32 = 0xC400_0001;
     pub const PSCI_CPU_OFF: u32 = 0x8400_0002;
     pub const PSCI_CPU_ON_32: u32 = 0x8400_0003;
@@ -642,4 +643,18 @@ pub mod psci {
     /// PSCI 1.1
     pub const PSCI_VERSION_1_1: u32 = 0x0001_0001;
     pub const SMCCC_VERSION_1_1: u32 = 0x0001_0001;
+    /// SMCCC architecture workarounds (only probed through SMCCC_ARCH_FEATURES).
+    pub const SMCCC_ARCH_WORKAROUND_1: u32 = 0x8000_8000;
+    pub const SMCCC_ARCH_WORKAROUND_2: u32 = 0x8000_7FFF;
+    pub const SMCCC_ARCH_WORKAROUND_3: u32 = 0x8000_3FFF;
+    /// The vendor-specific hypervisor service (owner 6): call count, UID, revision.
+    pub const SMCCC_HYP_CALL_COUNT: u32 = 0x8600_FF00;
+    pub const SMCCC_HYP_CALL_UID: u32 = 0x8600_FF01;
+    pub const SMCCC_HYP_REVISION: u32 = 0x8600_FF03;
+    /// Xen's hypervisor-service UID (a71812dc-c698-4369-9acf-79d18ddee667) as SMCCC returns it
+    /// in w0..w3 (four bytes each, the first byte in the low-order bits).
+    pub const XEN_SMCCC_UID: [u32; 4] = [0xdc12_18a7, 0x6943_98c6, 0xd179_cf9a, 0x67e6_de8d];
+    /// Xen's hypervisor service: 3 functions, revision 0.1.
+    pub const XEN_SMCCC_FUNCTION_COUNT: u32 = 3;
+    pub const XEN_SMCCC_REVISION: (u32, u32) = (0, 1);
 }

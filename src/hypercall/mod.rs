@@ -138,7 +138,11 @@ fn xen_version_copy(c: &Call, cmd: u64, arg: u64) -> Outcome {
                 Ok(f) => f,
                 Err(e) => return Outcome::err(e),
             };
-            fi.submap = if fi.submap_idx == 0 { features(c.d) } else { 0 };
+            // Only submap 0 exists (Xen: -EINVAL for any other).
+            if fi.submap_idx != 0 {
+                return Outcome::err(Errno::EINVAL);
+            }
+            fi.submap = features(c.d);
             mem.write(arg, &fi).map(|_| 0).into()
         }
         ver::XENVER_COMMANDLINE if !c.d.privileged => Outcome::err(Errno::EPERM),
@@ -154,8 +158,8 @@ pub fn features(d: &Domain) -> u32 {
     const DOM0: u32 = 11;
     const MEMORY_OP_VNODE_SUPPORTED: u32 = 13;
     const ARM_SMCCC_SUPPORTED: u32 = 14;
-    const DIRECT_MAPPED: u32 = 16;
-    const NOT_DIRECT_MAPPED: u32 = 17;
+    const NOT_DIRECT_MAPPED: u32 = 16;
+    const DIRECT_MAPPED: u32 = 17;
     let mut f = (1 << WRITABLE_PAGE_TABLES)
         | (1 << AUTO_TRANSLATED_PHYSMAP)
         | (1 << MEMORY_OP_VNODE_SUPPORTED)

@@ -93,6 +93,7 @@ fn reset_el1() {
     CNTKCTL_EL1.set(0);
     CNTV_CTL_EL0.set(0);
     CNTV_CVAL_EL0.set(0);
+    CNTHP_CTL_EL2.set(0);
 }
 
 /// Enter vCPU `v` of `d` on this CPU at `entry` (EL1h, MMU off) with x0 = `x0`.
@@ -136,6 +137,7 @@ pub fn idle() -> ! {
     // The vCPU this CPU ran (if any) is off: let go of its domain and of its timer.
     me.set_current(None);
     CNTV_CTL_EL0.set(0);
+    CNTHP_CTL_EL2.set(0);
     let hv = percpu::hv();
     loop {
         if let Some((p, entry, context)) = hv.sched.next(me.index) {
@@ -170,8 +172,36 @@ fn drain_interrupts() {
 static NR_LRS: AtomicUsize = AtomicUsize::new(0);
 /// The most list registers used (GICv3 has at most 16; GICv2 up to 64).
 const MAX_LRS: usize = 16;
-/// The virtual timer's PPI.
-pub const VTIMER_PPI: u32 = 27;
+use crate::vtimer::{self, PTIMER_PPI, VTIMER_PPI};
+/// The EL2 physical timer's PPI (it backs the guests' emulated EL1 physical timer).
+const HYP_TIMER_PPI: u32 = 26;
+
+/// The EL2 physical timer (CNTHP_*), on which the guest's EL1 physical timer is emulated.
+struct Cnthp;
+
+impl vtimer::TimerHw for Cnthp {
+    fn ctl(&self) -> u64 {
+        CNTHP_CTL_EL2.get()
+    }
+    fn set_ctl(&self, v: u64) {
+        CNTHP_CTL_EL2.set(v);
+        barrier::isb(barrier::SY);
+    }
+    fn cval(&self) -> u64 {
+        let v: u64;
+        // SAFETY: reads the EL2 physical timer's compare value (no aarch64-cpu accessor).
+        unsafe { asm!("mrs {}, cnthp_cval_el2", out(reg) v, options(nomem, nostack, preserves_flags)) };
+        v
+    }
+    fn set_cval(&self, v: u64) {
+        // SAFETY: sets the EL2 physical timer's compare value, which only backs the running
+        // guest's physical timer (the hypervisor has no timer of its own).
+        unsafe { asm!("msr cnthp_cval_el2, {}", "isb", in(reg) v, options(nomem, nostack, preserves_flags)) };
+    }
+    fn counter(&self) -> u64 {
+        CNTPCT_EL0.get()
+    }
+}
 
 /// At boot: the CPUs' virtualization interfaces have `n` list registers.
 pub fn set_list_registers(n: u32) {
@@ -183,6 +213,7 @@ pub fn enable_cpu_interrupts() {
     if let Some(g) = gic::driver() {
         g.enable(gic::SGI_KICK);
         g.enable(VTIMER_PPI);
+        g.enable(HYP_TIMER_PPI);
         g.enable(g.maintenance_irq());
     }
 }
@@ -244,6 +275,13 @@ fn dispatch(hv: &crate::hv::Hypervisor, cur: Option<(&Domain, &Vcpu)>, irq: gic:
         if let Some((d, v)) = cur {
             d.vgic.inject(v.id as usize, VTIMER_PPI);
         }
+    } else if intid == HYP_TIMER_PPI {
+        // The guest's emulated physical timer is due: its PPI 30.
+        let due = vtimer::fired(&Cnthp);
+        gic::eoi(irq);
+        if let (true, Some((d, v))) = (due, cur) {
+            d.vgic.inject(v.id as usize, PTIMER_PPI);
+        }
     } else if gic::driver().is_some_and(|g| g.maintenance_irq() == intid) {
         // Underflow, or a GICv2 SGI instance completed: refill on the way back.
         gic::eoi(irq);
@@ -273,6 +311,7 @@ fn dispatch(hv: &crate::hv::Hypervisor, cur: Option<(&Domain, &Vcpu)>, irq: gic:
 fn stop_here(d: &Domain, v: &Vcpu) {
     fold_lrs(d, v);
     CNTV_CTL_EL0.set(0);
+    CNTHP_CTL_EL2.set(0);
     let k = d.vgic.vcpu_offline(v.id as usize);
     kick(d, k, Some(v));
 }
@@ -388,6 +427,17 @@ fn vgic_mmio(d: &Domain, v: &Vcpu, f: &mut TrapFrame, ipa: u64, va: u64, il: boo
 /// A trapped system-register access: the SGI generation registers (GICv3 guests).
 fn sysreg(d: &Domain, v: &Vcpu, f: &mut TrapFrame, iss: u32, il: bool) -> bool {
     let s = SysregAccess::decode(iss);
+    if let Some(r) = vtimer::PhysReg::from_encoding(s.encoding()) {
+        if s.read {
+            if s.rt < 31 {
+                f.x[s.rt as usize] = vtimer::read(&Cnthp, r);
+            }
+        } else {
+            vtimer::write(&Cnthp, r, if s.rt < 31 { f.x[s.rt as usize] } else { 0 });
+        }
+        f.elr += 4;
+        return true;
+    }
     match s.encoding() {
         reg::ICC_SGI1R_EL1 | reg::ICC_ASGI1R_EL1 | reg::ICC_SGI0R_EL1 if !s.read => {
             let value = if s.rt < 31 { f.x[s.rt as usize] } else { 0 };
@@ -514,6 +564,11 @@ fn psci(d: &'static Arc<Domain>, v: &'static Vcpu, f: &mut TrapFrame) {
                 percpu::hv().hw.kick(p);
             }
             f.x[0] = x0 as u64;
+        }
+        PsciOutcome::Return4(r) => f.x[..4].copy_from_slice(&r),
+        PsciOutcome::Suspend => {
+            block(d, v);
+            f.x[0] = 0;
         }
         PsciOutcome::Off => {
             stop_here(d, v);
