@@ -5,7 +5,7 @@ use crate::console::GuestConsole;
 use crate::grant::GrantTable;
 use crate::mm::Mm;
 use crate::p2m::P2m;
-use crate::sync::{AtomicBool, AtomicU32, Ordering, RwLock, rank};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering, RwLock, rank};
 use crate::types::{DomId, Mfn};
 use crate::vcpu::Vcpu;
 use crate::vgic::{self, Vgic};
@@ -33,6 +33,8 @@ pub struct DomainConfig {
     pub vgic: vgic::Config,
     /// The PPI of its event-channel upcall (Xen: 31 for domUs, the first free PPI for dom0).
     pub evtchn_ppi: u32,
+    /// The most guest pages it may hold (Xen's `max_pages`: `XENMEM_maximum_reservation`).
+    pub max_pages: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -57,6 +59,8 @@ pub struct Domain {
     pub counter_offset: u64,
     pub vgic: Vgic,
     pub evtchn_ppi: u32,
+    /// The most guest pages it may hold.
+    pub max_pages: AtomicU64,
     state: AtomicU32,
     /// Set once when the domain starts going down (before any vCPU is stopped).
     shutting_down: AtomicBool,
@@ -81,6 +85,7 @@ impl Domain {
             counter_offset: cfg.counter_offset,
             vgic,
             evtchn_ppi: cfg.evtchn_ppi,
+            max_pages: AtomicU64::new(cfg.max_pages),
             state: AtomicU32::new(DomainState::Running as u32),
             shutting_down: AtomicBool::new(false),
             iomem: RwLock::new(rank::IOMEM, Vec::new()),

@@ -116,6 +116,7 @@ pub fn build(
     let mut cfg = hv.domain_config(id);
     cfg.pcpus = pcpus.to_vec();
     cfg.vgic = crate::vgic::guest::config(gic.version, pcpus.len() as u32);
+    cfg.max_pages = mem / PAGE_SIZE;
     let d = hv.create_domain(cfg).map_err(DomUError::Create)?;
     let r = populate_and_load(hv, &d, &header, kernel, cmdline, mem, gic);
     if r.is_err() {

@@ -117,6 +117,7 @@ impl Hypervisor {
             counter_offset: self.hw.counter(),
             vgic: crate::vgic::guest::config(crate::vgic::Version::V3, 1),
             evtchn_ppi: xen_abi::guest_layout::GUEST_EVTCHN_PPI,
+            max_pages: u64::MAX,
         }
     }
 

@@ -49,6 +49,7 @@ pub struct Errno(pub i64);
 impl Errno {
     pub const EPERM: Errno = Errno(xen_abi::errno::EPERM);
     pub const ENOENT: Errno = Errno(xen_abi::errno::ENOENT);
+    pub const ENXIO: Errno = Errno(xen_abi::errno::ENXIO);
     pub const ESRCH: Errno = Errno(xen_abi::errno::ESRCH);
     pub const ENOMEM: Errno = Errno(xen_abi::errno::ENOMEM);
     pub const EACCES: Errno = Errno(xen_abi::errno::EACCES);

@@ -207,6 +207,25 @@ pub struct XenRemoveFromPhysmap {
 const_assert_eq!(size_of::<XenRemoveFromPhysmap>(), 16);
 const_assert_eq!(offset_of!(XenRemoveFromPhysmap, gpfn), 8);
 
+/// `struct xen_memory_reservation` (increase/decrease_reservation, populate_physmap).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenMemoryReservation {
+    /// `XEN_GUEST_HANDLE(xen_pfn_t)`: the extents' first GFNs.
+    pub extent_start: GuestHandle,
+    pub nr_extents: XenUlong,
+    pub extent_order: u32,
+    /// XENMEMF_* (address bits, NUMA node): accepted, not used.
+    pub mem_flags: u32,
+    pub domid: DomId,
+    pub _pad: [u8; 6],
+}
+const_assert_eq!(size_of::<XenMemoryReservation>(), 32);
+const_assert_eq!(offset_of!(XenMemoryReservation, nr_extents), 8);
+const_assert_eq!(offset_of!(XenMemoryReservation, extent_order), 16);
+const_assert_eq!(offset_of!(XenMemoryReservation, mem_flags), 20);
+const_assert_eq!(offset_of!(XenMemoryReservation, domid), 24);
+
 /// `struct xen_mem_acquire_resource`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

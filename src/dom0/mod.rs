@@ -427,6 +427,8 @@ pub fn build(
     cfg.p2m_table_limit = u64::MAX;
     cfg.pcpus = plan.pcpus.clone();
     cfg.evtchn_ppi = plan.evtchn_ppi;
+    // Dom0 may hold its RAM (given back and populated again, it stays the same pages).
+    cfg.max_pages = plan.banks.iter().map(|b| b.frames()).sum();
     // Dom0's virtual GIC is at the host's addresses, with as many SPIs as the host (Xen:
     // min(lines, 1020) - 32) and the host's redistributor regions.
     let nr_spis = (dev.gic_lines.clamp(32, 1020) - 32) / 32 * 32;

@@ -1,4 +1,5 @@
-//! `memory_op`: add_to_physmap (single and batch) and remove_from_physmap, as Xen 4.17 on Arm.
+//! `memory_op`: add_to_physmap (single and batch) and remove_from_physmap, as Xen 4.17 on Arm;
+//! the reservation sub-ops are in [`super::reservation`].
 
 use super::{Call, Outcome};
 use crate::domain::Domain;
@@ -28,6 +29,13 @@ pub fn memory_op(c: &Call, args: &mut [u64; 5]) -> Outcome {
             Err(e) => Outcome::err(e),
         },
         XENMEM_REMOVE_FROM_PHYSMAP => remove_from_physmap(c, start, arg).map(|_| 0).into(),
+        XENMEM_INCREASE_RESERVATION | XENMEM_DECREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP => {
+            super::reservation::reservation_op(c, op, start, arg, args)
+        }
+        XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION | XENMEM_MAXIMUM_GPFN => {
+            super::reservation::query_op(c, op, start, arg)
+        }
+        XENMEM_MAXIMUM_RAM_PAGE => super::reservation::maximum_ram_page(c, start),
         _ => Outcome::err(Errno::ENOSYS),
     }
 }

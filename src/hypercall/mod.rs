@@ -6,6 +6,7 @@
 pub mod grant;
 pub mod guest;
 pub mod memory;
+pub mod reservation;
 
 use crate::domain::Domain;
 use crate::hv::Hypervisor;

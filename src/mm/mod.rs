@@ -88,6 +88,30 @@ impl Mm {
         Ok(m)
     }
 
+    /// [`Self::alloc_domheap`], unless `owner` would then hold more than `max_pages` guest
+    /// pages (Xen's over-allocation check): the count is claimed first, so concurrent
+    /// allocations cannot together pass the limit.
+    pub fn alloc_domheap_within(&self, owner: DomId, order: u32, max_pages: u64) -> Result<Mfn> {
+        let n = 1u64 << order;
+        let count = &self.account(owner).domheap;
+        if count.fetch_add(n, Ordering::AcqRel).saturating_add(n) > max_pages {
+            count.fetch_sub(n, Ordering::AcqRel);
+            return Err(Errno::ENOMEM);
+        }
+        match self.heap.alloc(&self.frames, order, owner, false) {
+            Some(m) => {
+                for f in 0..n {
+                    self.phys.zero_frame(m.add(f));
+                }
+                Ok(m)
+            }
+            None => {
+                count.fetch_sub(n, Ordering::AcqRel);
+                Err(Errno::ENOMEM)
+            }
+        }
+    }
+
     /// Allocate one zeroed hypervisor page (owner `DOMID_XEN`, "not mapped" GFN).
     pub fn alloc_xenheap(&self) -> Result<Mfn> {
         self.alloc_xenheap_order(0)

@@ -255,6 +255,7 @@ impl P2mLocked for P2mRead<'_> {
 #[derive(Clone, Copy, Debug)]
 enum DeferredOp {
     PutPage(Mfn),
+    PutAllocRef(Mfn),
     FreeTable(Mfn),
 }
 
@@ -323,6 +324,12 @@ impl<'a> P2mWrite<'a> {
             return Err(Errno::ENOMEM);
         }
         self.set_entry(gfn, nr, Some((mfn, ty)))
+    }
+
+    /// Drop the owner's allocation reference of `mfn` once the TLB no longer maps it (a page
+    /// the domain gives back, unmapped under this lock: freed after the flush at unlock).
+    pub fn free_after_flush(&mut self, mfn: Mfn) {
+        self.defer(DeferredOp::PutAllocRef(mfn));
     }
 
     /// Unmap `nr` frames at `gfn` (nothing mapped is not an error).
@@ -573,6 +580,9 @@ impl<'a> P2mWrite<'a> {
         for i in 0..core::mem::replace(&mut self.st.deferred.n, 0) {
             match self.st.deferred.ops[i] {
                 DeferredOp::PutPage(m) => self.mm.put_page(m),
+                DeferredOp::PutAllocRef(m) => {
+                    self.mm.put_alloc_ref(m);
+                }
                 DeferredOp::FreeTable(t) => self.mm.free_xenheap(t),
             }
         }
@@ -600,6 +610,13 @@ impl<'a> P2mWrite<'a> {
             }
         }
         self.flush();
+    }
+
+    /// The highest GFN mapped (0 with nothing mapped): `XENMEM_maximum_gpfn`.
+    pub fn max_mapped_gfn(&self) -> Gfn {
+        let mut max = 0;
+        self.for_each_leaf(|g, m| max = max.max(g.0 + (1u64 << m.order) - 1));
+        Gfn(max)
     }
 
     /// Visit every leaf mapping: `(gfn, mapping)` with the mapping's base frame (audit).
