@@ -59,6 +59,8 @@ pub struct Hypervisor {
     pub hw: Arc<dyn Hw>,
     /// Which physical CPU runs which vCPU.
     pub sched: Pinned,
+    /// What is typed on the hypervisor's console, on its way to dom0 (`CONSOLEIO_read`).
+    pub console_in: crate::console::ConsoleInput,
     /// The domain owning each physical SPI (`u16::MAX`: none), for the interrupt path.
     spi_owner: Vec<AtomicU16>,
     domains: RwLock<Vec<Option<Arc<Domain>>>>,
@@ -80,6 +82,7 @@ impl Hypervisor {
             opts,
             hw,
             sched: Pinned::new(),
+            console_in: crate::console::ConsoleInput::new(),
             spi_owner: (0..crate::gic::SPI_END).map(|_| AtomicU16::new(u16::MAX)).collect(),
             domains: RwLock::new(rank::DOMAIN_TABLE, (0..MAX_DOMAINS).map(|_| None).collect()),
             vmids: Mutex::new(rank::VMID, vmids),
@@ -102,6 +105,11 @@ impl Hypervisor {
     pub fn spi_owner(&self, intid: u32) -> Option<DomId> {
         let o = self.spi_owner.get(intid as usize)?.load(Ordering::Acquire);
         (o != u16::MAX).then_some(o)
+    }
+
+    /// Console input waits for dom0: `VIRQ_CONSOLE` to the domain that bound it.
+    pub fn notify_console_input(&self) {
+        // Wired to the event channels when they land (VIRQ_CONSOLE).
     }
 
     /// A default configuration for domain `id` with the boot options: one vCPU, on CPU 0.

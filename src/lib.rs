@@ -36,6 +36,7 @@ pub mod grant;
 pub mod hv;
 pub mod hw;
 pub mod hypercall;
+pub mod input;
 pub mod lifecycle;
 pub mod mm;
 pub mod mmio;

@@ -112,6 +112,8 @@ pub mod rank {
     pub const HEAP: Rank = Rank::new(90, "page allocator");
     /// A domain's console line buffer (prints under the console lock).
     pub const GUEST_CONSOLE: Rank = Rank::new(100, "guest console line");
+    /// The hypervisor's console input ring and focus.
+    pub const CONSOLE_INPUT: Rank = Rank::new(104, "console input");
     /// The hypervisor's console UART.
     pub const CONSOLE: Rank = Rank::new(110, "console");
     /// The Rust global allocator (anything may allocate).

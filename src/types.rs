@@ -50,6 +50,7 @@ impl Errno {
     pub const EPERM: Errno = Errno(xen_abi::errno::EPERM);
     pub const ENOENT: Errno = Errno(xen_abi::errno::ENOENT);
     pub const ENXIO: Errno = Errno(xen_abi::errno::ENXIO);
+    pub const E2BIG: Errno = Errno(xen_abi::errno::E2BIG);
     pub const ESRCH: Errno = Errno(xen_abi::errno::ESRCH);
     pub const ENOMEM: Errno = Errno(xen_abi::errno::ENOMEM);
     pub const EACCES: Errno = Errno(xen_abi::errno::EACCES);

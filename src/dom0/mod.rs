@@ -233,9 +233,11 @@ fn gic_specs(cells: &[u8]) -> impl Iterator<Item = (u32, u32, bool)> + '_ {
 /// `interrupt-map`, is dom0's (one to one). Also returns the nodes (by name and depth) that
 /// use a PPI: Xen drops them from dom0's device tree (their interrupt cannot be routed).
 /// `kept` regions are the hypervisor's own devices (the GIC, the console UART), whose
-/// interrupts are not dom0's.
-pub fn device_irqs(dt: &DeviceTree, plat: &Platform, kept: &[Region]) -> (Vec<DeviceIrq>, Vec<String>) {
-    let Some(g) = plat.gic.as_ref() else { return (Vec::new(), Vec::new()) };
+/// interrupts are not dom0's: their SPIs are returned apart (by the base of the node's first
+/// register window), for the hypervisor's own drivers (the console's receive interrupt).
+pub fn device_irqs(dt: &DeviceTree, plat: &Platform, kept: &[Region]) -> DeviceIrqs {
+    let mut out = DeviceIrqs::default();
+    let Some(g) = plat.gic.as_ref() else { return out };
     // The GIC's phandle.
     let mut gic_ph = None;
     dt.visit(&mut |v| {
@@ -247,12 +249,10 @@ pub fn device_irqs(dt: &DeviceTree, plat: &Platform, kept: &[Region]) -> (Vec<De
         }
         true
     });
-    let Some(gic_ph) = gic_ph else { return (Vec::new(), Vec::new()) };
+    let Some(gic_ph) = gic_ph else { return out };
     let be = |b: &[u8]| b.get(..4).map(|x| u32::from_be_bytes(x.try_into().unwrap_or([0; 4])));
     // The interrupt parent in force at each depth (inherited down the tree).
     let mut parents: Vec<Option<u32>> = Vec::new();
-    let mut irqs: Vec<DeviceIrq> = Vec::new();
-    let mut ppi_nodes = Vec::new();
     dt.visit(&mut |v| {
         let n = match v {
             Visit::Enter(n) => n,
@@ -269,9 +269,6 @@ pub fn device_irqs(dt: &DeviceTree, plat: &Platform, kept: &[Region]) -> (Vec<De
                 return false; // Linux ignores it, and what is under it
             }
             let first = n.regs().next().flatten();
-            if first.is_some_and(|r| kept.iter().any(|k| k.base == r.base)) {
-                return true; // the hypervisor's device
-            }
             let mut found: Vec<(u32, u32, bool)> = Vec::new();
             if parent == Some(gic_ph)
                 && let Some(ints) = n.property("interrupts")
@@ -308,13 +305,17 @@ pub fn device_irqs(dt: &DeviceTree, plat: &Platform, kept: &[Region]) -> (Vec<De
                     }
                 }
             }
+            let spis =
+                found.iter().filter(|&&(ty, _, _)| ty == 0).map(|&(_, num, edge)| DeviceIrq { intid: num + 32, edge });
+            if let Some(r) = first.filter(|r| kept.iter().any(|k| k.base == r.base)) {
+                out.kept.extend(spis.map(|i| (r.base, i))); // the hypervisor's device
+                return true;
+            }
             if found.iter().any(|&(ty, _, _)| ty == 1) {
-                ppi_nodes.push(String::from(n.name()));
+                out.ppi_nodes.push(String::from(n.name()));
                 return false; // dropped with its children
             }
-            irqs.extend(
-                found.iter().filter(|&&(ty, _, _)| ty == 0).map(|&(_, num, edge)| DeviceIrq { intid: num + 32, edge }),
-            );
+            out.dom0.extend(spis);
             true
         })();
         if go_on {
@@ -322,9 +323,29 @@ pub fn device_irqs(dt: &DeviceTree, plat: &Platform, kept: &[Region]) -> (Vec<De
         }
         go_on
     });
-    irqs.sort();
-    irqs.dedup_by_key(|x| x.intid);
-    (irqs, ppi_nodes)
+    out.dom0.sort();
+    out.dom0.dedup_by_key(|x| x.intid);
+    // An SPI the hypervisor's device uses is not dom0's even if another node names it.
+    out.dom0.retain(|i| !out.kept.iter().any(|k| k.1.intid == i.intid));
+    out
+}
+
+/// What [`device_irqs`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceIrqs {
+    /// Dom0's SPIs, sorted, each once.
+    pub dom0: Vec<DeviceIrq>,
+    /// Nodes using a PPI (dropped from dom0's tree).
+    pub ppi_nodes: Vec<String>,
+    /// The SPIs of the hypervisor's own devices: (base of the node's first register window, SPI).
+    pub kept: Vec<(u64, DeviceIrq)>,
+}
+
+impl DeviceIrqs {
+    /// The first SPI of the hypervisor's device whose registers start at `base`.
+    pub fn of_kept(&self, base: u64) -> Option<DeviceIrq> {
+        self.kept.iter().find(|k| k.0 == base).map(|k| k.1)
+    }
 }
 
 /// The devices the hypervisor keeps from dom0: the interrupt controller (all its regions) and

@@ -190,6 +190,29 @@ fn console_io(c: &Call, cmd: u64, count: u64, buf: u64) -> Outcome {
             }
             Outcome::Return(0)
         }
+        xen_abi::console::CONSOLEIO_READ => {
+            // The count is a C `unsigned int`, refused when it would not fit the signed return.
+            let count = count as u32;
+            if (count as i32) < 0 {
+                return Outcome::err(Errno::E2BIG);
+            }
+            let mut chunk = [0u8; crate::console::RX_RING];
+            let mut done = 0u64;
+            while done < count as u64 {
+                let want = (count as u64 - done).min(chunk.len() as u64) as usize;
+                let (from, n) = c.hv.console_in.peek(&mut chunk[..want]);
+                if n == 0 {
+                    break;
+                }
+                // Bytes are taken only once copied: a bad buffer leaves them waiting.
+                if let Err(e) = c.mem().write_bytes(buf + done, &chunk[..n]) {
+                    return Outcome::err(e);
+                }
+                c.hv.console_in.consume(from, n);
+                done += n as u64;
+            }
+            Outcome::Return(done as i64)
+        }
         _ => Outcome::err(Errno::ENOSYS),
     }
 }

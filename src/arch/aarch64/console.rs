@@ -9,7 +9,8 @@
 //!   of — are not guaranteed to work).
 //!
 //! The UART is used as the firmware left it (baud rate, line format): like Xen without a
-//! `dtuart=...:baud` setting. Only transmit is used.
+//! `dtuart=...:baud` setting. Receiving is interrupt driven ([`enable_rx`], [`drain_rx`]);
+//! what is received goes to [`crate::console::ConsoleInput`].
 
 use crate::sync::{Mutex, rank};
 use core::fmt::{self, Write};
@@ -21,6 +22,8 @@ register_bitfields! {u32,
     FR [
         /// Transmit FIFO full.
         TXFF OFFSET(5) NUMBITS(1) [],
+        /// Receive FIFO empty.
+        RXFE OFFSET(4) NUMBITS(1) [],
         /// Busy transmitting.
         BUSY OFFSET(3) NUMBITS(1) []
     ],
@@ -29,6 +32,27 @@ register_bitfields! {u32,
         RXE OFFSET(9) NUMBITS(1) [],
         TXE OFFSET(8) NUMBITS(1) [],
         UARTEN OFFSET(0) NUMBITS(1) []
+    ],
+    /// Interrupt mask set/clear, raw and masked status, and clear registers (one layout).
+    INT [
+        /// Overrun, break, parity and framing errors.
+        OE OFFSET(10) NUMBITS(1) [],
+        BE OFFSET(9) NUMBITS(1) [],
+        PE OFFSET(8) NUMBITS(1) [],
+        FE OFFSET(7) NUMBITS(1) [],
+        /// Receive timeout (bytes wait in a FIFO below its trigger level).
+        RT OFFSET(6) NUMBITS(1) [],
+        /// Transmit and receive FIFO levels.
+        TX OFFSET(5) NUMBITS(1) [],
+        RX OFFSET(4) NUMBITS(1) []
+    ],
+    /// Data register (received byte and its error flags).
+    DATA [
+        OE OFFSET(11) NUMBITS(1) [],
+        BE OFFSET(10) NUMBITS(1) [],
+        PE OFFSET(9) NUMBITS(1) [],
+        FE OFFSET(8) NUMBITS(1) [],
+        DATA OFFSET(0) NUMBITS(8) []
     ]
 }
 
@@ -36,6 +60,8 @@ register_bitfields! {u32,
 const DR: usize = 0x00;
 const FR_OFF: usize = 0x18;
 const CR_OFF: usize = 0x30;
+const IMSC: usize = 0x38;
+const ICR: usize = 0x44;
 
 /// A PL011's register window.
 #[derive(Clone, Copy)]
@@ -106,6 +132,43 @@ pub fn flush() {
     if let Some(r) = regs() {
         while r.fr().is_set(FR::BUSY) {
             core::hint::spin_loop();
+        }
+    }
+}
+
+/// Interrupt on received bytes (FIFO level and timeout), and receive if the firmware left
+/// the receiver off. Returns whether there is a UART.
+pub fn enable_rx() -> bool {
+    let Some(r) = regs() else { return false };
+    let _g = LOCK.lock();
+    let cr = r.cr();
+    if !cr.is_set(CR::RXE) {
+        let mut c = cr;
+        c.modify(CR::RXE::SET);
+        r.write(CR_OFF, c.get());
+    }
+    // Bytes already waiting keep their interrupt status: unmasking raises it, and the
+    // handler takes them (clearing it here could leave them stuck in a full FIFO that never
+    // interrupts again).
+    r.write(ICR, (INT::OE::SET + INT::BE::SET + INT::PE::SET + INT::FE::SET).value);
+    r.write(IMSC, r.read(IMSC) | (INT::RX::SET + INT::RT::SET).value);
+    true
+}
+
+/// Take every received byte (`f` gets each; bytes received with a framing, parity or break
+/// error are dropped) and acknowledge the receive interrupts.
+pub fn drain_rx(f: &mut dyn FnMut(u8)) {
+    let Some(r) = regs() else { return };
+    // Acknowledge first: a byte arriving after the FIFO is found empty raises a new one.
+    r.write(ICR, (INT::RX::SET + INT::RT::SET + INT::OE::SET).value);
+    // Bounded: a stream faster than this loop cannot keep the CPU here.
+    for _ in 0..256 {
+        if r.fr().is_set(FR::RXFE) {
+            break;
+        }
+        let d: LocalRegisterCopy<u32, DATA::Register> = LocalRegisterCopy::new(r.read(DR));
+        if !(d.is_set(DATA::FE) || d.is_set(DATA::PE) || d.is_set(DATA::BE)) {
+            f(d.read(DATA::DATA) as u8);
         }
     }
 }

@@ -288,12 +288,17 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
     let gicv = vgic.and_then(|_| crate::dom0::gicv_mapping(&plat));
     // Dom0's devices' interrupts (routed one to one) and the nodes using PPIs (left out).
     let kept = crate::dom0::kept_devices(&plat, console_region(uart.as_ref()));
-    let (irqs, ppi_nodes) = crate::dom0::device_irqs(&dt, &plat, &kept);
+    let dev_irqs = crate::dom0::device_irqs(&dt, &plat, &kept);
+    let (irqs, ppi_nodes) = (&dev_irqs.dom0, &dev_irqs.ppi_nodes);
     info!("dom0: {} device interrupts routed one to one; left out (PPIs): {:?}", irqs.len(), ppi_nodes);
+    match uart.as_ref().and_then(|u| dev_irqs.of_kept(u.base)) {
+        Some(i) => vcpu_run::enable_console_input(i.intid),
+        None => warn!("console: no receive interrupt found in the device tree; input is ignored"),
+    }
     let (gic_lines, gic_id_bits) = super::gic::driver().map_or((32, 9), |g| (g.lines(), g.id_bits()));
     let host = crate::dom0::fdt::HostTree::new(dt, &plat, uart.map(|u| u.base))
-        .map(|h| crate::dom0::fdt::HostTree { drop: &ppi_nodes, ..h });
-    let dev = crate::dom0::Devices { iomem: &iomem, mmio: gicv.as_slice(), host, irqs: &irqs, gic_lines, gic_id_bits };
+        .map(|h| crate::dom0::fdt::HostTree { drop: ppi_nodes, ..h });
+    let dev = crate::dom0::Devices { iomem: &iomem, mmio: gicv.as_slice(), host, irqs, gic_lines, gic_id_bits };
     let d0 = crate::dom0::build(hv, &plat, &plan, module_bytes(k.region), initrd, &cmdline, &dev)
         .unwrap_or_else(|e| dom0_failed(&e));
     for r in &d0.written {
@@ -322,6 +327,7 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
     };
     crate::domu::start_all(hv, &domus, host_gic);
     memory_summary(hv, &img);
+    crate::input::switched(hv.console_in.focus());
     // CPU 0 runs dom0's vCPU 0.
     vcpu_run::idle()
 }

@@ -39,7 +39,7 @@ use aarch64_cpu::asm::{self, barrier};
 use aarch64_cpu::registers::*;
 use alloc::sync::Arc;
 use core::arch::asm;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use log::{debug, info, warn};
 use xen_abi::XEN_HYPERCALL_TAG;
 use xen_abi::sched::*;
@@ -208,6 +208,22 @@ pub fn set_list_registers(n: u32) {
     NR_LRS.store((n as usize).min(MAX_LRS), Ordering::Relaxed);
 }
 
+/// The console UART's receive interrupt (`u32::MAX`: none).
+static CONSOLE_IRQ: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// At boot: the console's receive interrupt is SPI `intid`, level-sensitive; it is routed
+/// to the boot CPU and the UART interrupts on received bytes from now on.
+pub fn enable_console_input(intid: u32) {
+    if gic::driver().is_none() || !super::console::enable_rx() {
+        return;
+    }
+    let boot = percpu::cpu(0).mpidr();
+    gic::irq_op(intid, crate::hw::IrqOp::SetEdge(false), 0);
+    gic::irq_op(intid, crate::hw::IrqOp::Route(0), boot);
+    CONSOLE_IRQ.store(intid, Ordering::Release);
+    gic::enable(intid);
+}
+
 /// The interrupts a CPU running vCPUs takes at EL2 (each CPU enables its own PPIs).
 pub fn enable_cpu_interrupts() {
     if let Some(g) = gic::driver() {
@@ -288,6 +304,19 @@ fn dispatch(hv: &crate::hv::Hypervisor, cur: Option<(&Domain, &Vcpu)>, irq: gic:
         gic::set_underflow(false);
         if let Some((d, v)) = cur {
             d.vgic.set_dirty(v.id as usize);
+        }
+    } else if intid == CONSOLE_IRQ.load(Ordering::Relaxed) {
+        // Bytes typed on the console: the UART's FIFO is emptied (its interrupt drops), and
+        // each goes to whoever has the input focus.
+        let mut bytes = [0u8; 256];
+        let mut n = 0;
+        super::console::drain_rx(&mut |b| {
+            bytes[n] = b;
+            n += 1;
+        });
+        gic::eoi(irq);
+        for &b in &bytes[..n] {
+            crate::input::receive(hv, b);
         }
     } else if let Some(owner) = hv.spi_owner(intid).and_then(|o| hv.domain(o)) {
         // A device interrupt of a domain: priority drop only; the guest's EOI of the
