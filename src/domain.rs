@@ -61,6 +61,9 @@ pub struct Domain {
     pub evtchn_ppi: u32,
     /// The most guest pages it may hold.
     pub max_pages: AtomicU64,
+    /// `hvm_op` parameters (`HVM_PARAM_*`): the event-channel callback, set at build time;
+    /// the rest as its toolstack sets them.
+    hvm_params: [AtomicU64; xen_abi::hvm::HVM_NR_PARAMS as usize],
     state: AtomicU32,
     /// Set once when the domain starts going down (before any vCPU is stopped).
     shutting_down: AtomicBool,
@@ -86,9 +89,24 @@ impl Domain {
             vgic,
             evtchn_ppi: cfg.evtchn_ppi,
             max_pages: AtomicU64::new(cfg.max_pages),
+            hvm_params: core::array::from_fn(|i| {
+                let callback = i as u32 == xen_abi::hvm::HVM_PARAM_CALLBACK_IRQ;
+                AtomicU64::new(if callback { xen_abi::hvm::callback_ppi(cfg.evtchn_ppi) } else { 0 })
+            }),
             state: AtomicU32::new(DomainState::Running as u32),
             shutting_down: AtomicBool::new(false),
             iomem: RwLock::new(rank::IOMEM, Vec::new()),
+        }
+    }
+
+    /// `hvm_op` parameter `index` (`< HVM_NR_PARAMS`, else 0).
+    pub fn hvm_param(&self, index: u32) -> u64 {
+        self.hvm_params.get(index as usize).map_or(0, |p| p.load(Ordering::Acquire))
+    }
+
+    pub fn set_hvm_param(&self, index: u32, value: u64) {
+        if let Some(p) = self.hvm_params.get(index as usize) {
+            p.store(value, Ordering::Release);
         }
     }
 

@@ -624,6 +624,43 @@ pub struct SchedShutdown {
 const_assert_eq!(size_of::<SchedShutdown>(), 4);
 
 /// Guest address map used for domains that are not direct-mapped (`public/arch-arm.h`).
+/// `hvm_op` (`public/hvm/hvm_op.h`, `params.h`).
+pub mod hvm {
+    pub const HVMOP_SET_PARAM: u64 = 0;
+    pub const HVMOP_GET_PARAM: u64 = 1;
+    /// How a domain's event-channel upcall is delivered (on Arm: a PPI).
+    pub const HVM_PARAM_CALLBACK_IRQ: u32 = 0;
+    pub const HVM_PARAM_STORE_PFN: u32 = 1;
+    pub const HVM_PARAM_STORE_EVTCHN: u32 = 2;
+    pub const HVM_PARAM_CONSOLE_PFN: u32 = 17;
+    pub const HVM_PARAM_CONSOLE_EVTCHN: u32 = 18;
+    /// Number of parameters (Xen 4.17's `HVM_NR_PARAMS`).
+    pub const HVM_NR_PARAMS: u32 = 39;
+    /// `HVM_PARAM_CALLBACK_IRQ` value: type in bits 63:56.
+    pub const CALLBACK_TYPE_SHIFT: u32 = 56;
+    pub const CALLBACK_TYPE_PPI: u64 = 2;
+    /// PPI flags in bits 15:8: the interrupt is level-sensitive, active low.
+    pub const CALLBACK_PPI_FLAG_LOW_LEVEL: u64 = 2;
+
+    /// The `HVM_PARAM_CALLBACK_IRQ` value for an event-channel PPI `intid`.
+    pub const fn callback_ppi(intid: u32) -> u64 {
+        (CALLBACK_TYPE_PPI << CALLBACK_TYPE_SHIFT) | (CALLBACK_PPI_FLAG_LOW_LEVEL << 8) | (intid as u64 & 0xff)
+    }
+}
+
+/// `struct xen_hvm_param` (HVMOP_set_param / HVMOP_get_param).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenHvmParam {
+    pub domid: u16,
+    pub _pad: u16,
+    pub index: u32,
+    pub value: u64,
+}
+const_assert_eq!(size_of::<XenHvmParam>(), 16);
+const_assert_eq!(offset_of!(XenHvmParam, index), 4);
+const_assert_eq!(offset_of!(XenHvmParam, value), 8);
+
 pub mod guest_layout {
     pub const GUEST_GNTTAB_BASE: u64 = 0x3800_0000;
     pub const GUEST_GNTTAB_SIZE: u64 = 0x0100_0000;

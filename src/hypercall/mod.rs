@@ -5,6 +5,7 @@
 
 pub mod grant;
 pub mod guest;
+pub mod hvm;
 pub mod memory;
 pub mod reservation;
 
@@ -82,6 +83,8 @@ pub fn hypercall(c: &Call, op: u64, args: &mut [u64; 5]) -> Outcome {
         hc::XEN_VERSION => xen_version(c, args[0], args[1]),
         hc::CONSOLE_IO => console_io(c, args[0], args[1], args[2]),
         hc::SCHED_OP => sched_op(c, args[0], args[1]),
+        hc::HVM_OP => hvm::hvm_op(c, args[0], args[1]),
+        hc::PHYSDEV_OP => hvm::physdev_op(c, args[0]),
         _ => Outcome::err(Errno::ENOSYS),
     };
     drop(_fence);
