@@ -1,11 +1,14 @@
-//! Domains: vCPUs, a P2M, a grant table, a shared_info page, a console, and the state of
-//! their lifecycle (how a domain is created, shut down and torn down: [`crate::lifecycle`]).
+//! Domains: vCPUs, a P2M, a grant table, event channels, a shared_info page, a console, and
+//! the state of their lifecycle (how a domain is created, shut down and torn down:
+//! [`crate::lifecycle`]).
 
 use crate::console::GuestConsole;
+use crate::evtchn::EvtchnTable;
 use crate::grant::GrantTable;
+use crate::hw::Hw;
 use crate::mm::Mm;
 use crate::p2m::P2m;
-use crate::sync::{AtomicBool, AtomicU32, Ordering, RwLock, rank};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering, RwLock, rank};
 use crate::types::{DomId, Mfn};
 use crate::vcpu::Vcpu;
 use alloc::vec::Vec;
@@ -28,6 +31,8 @@ pub struct DomainConfig {
     /// CNTVOFF_EL2 for its vCPUs: the counter value when it was created, so its virtual
     /// counter starts near 0 (as on Xen).
     pub counter_offset: u64,
+    /// Highest event-channel port it may allocate (Xen's `max_evtchn_port`).
+    pub max_evtchn_port: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -47,9 +52,13 @@ pub struct Domain {
     pub vcpus: Vec<Vcpu>,
     pub p2m: P2m,
     pub grant: GrantTable,
+    /// Its event channels and its vCPUs' `vcpu_info` locations.
+    pub evtchn: EvtchnTable,
     pub shared_info: Mfn,
     pub console: GuestConsole,
     pub counter_offset: u64,
+    /// `vm_assist` types enabled (bit `VMASST_TYPE_*`).
+    pub vm_assist: AtomicU64,
     state: AtomicU32,
     /// Set once when the domain starts going down (before any vCPU is stopped).
     shutting_down: AtomicBool,
@@ -59,17 +68,19 @@ pub struct Domain {
 
 impl Domain {
     pub(crate) fn new(cfg: &DomainConfig, p2m: P2m, grant: GrantTable, shared_info: Mfn) -> Self {
-        let vcpus = cfg.pcpus.iter().enumerate().map(|(i, &p)| Vcpu::new(i as u32, p)).collect();
+        let vcpus: Vec<Vcpu> = cfg.pcpus.iter().enumerate().map(|(i, &p)| Vcpu::new(i as u32, p)).collect();
         Domain {
             id: cfg.id,
             privileged: cfg.privileged,
             direct_map: cfg.direct_map,
+            evtchn: EvtchnTable::new(vcpus.len() as u32, cfg.max_evtchn_port),
             vcpus,
             p2m,
             grant,
             shared_info,
             console: GuestConsole::new(),
             counter_offset: cfg.counter_offset,
+            vm_assist: AtomicU64::new(0),
             state: AtomicU32::new(DomainState::Running as u32),
             shutting_down: AtomicBool::new(false),
             iomem: RwLock::new(rank::IOMEM, Vec::new()),
@@ -113,6 +124,21 @@ impl Domain {
         self.iomem.read().iter().any(|&(s, e)| mfn >= s && mfn < e)
     }
 
+    /// The event-channel upcall: `evtchn_upcall_pending` of vCPU `vcpu` just went from 0 to 1
+    /// (Arm's `vcpu_mark_events_pending`). The one place the event-channel interrupt is
+    /// raised: counted in [`Vcpu::upcalls`] and the vCPU's CPU kicked; with the virtual GIC it
+    /// injects the domain's event-channel PPI into the vCPU here.
+    pub fn raise_event_upcall(&self, hw: &dyn Hw, vcpu: u32) {
+        let Some(v) = self.vcpus.get(vcpu as usize) else { return };
+        v.upcalls.fetch_add(1, Ordering::AcqRel);
+        hw.kick(v.pcpu);
+    }
+
+    /// Is `VMASST_TYPE_*` `ty` enabled?
+    pub fn vm_assist(&self, ty: u32) -> bool {
+        ty < 64 && self.vm_assist.load(Ordering::Acquire) & (1 << ty) != 0
+    }
+
     /// May `self` act on `target`? (Xen's XSM_TARGET with the dummy policy.)
     pub fn controls(&self, target: &Domain) -> bool {
         self.id == target.id || self.privileged
@@ -128,5 +154,23 @@ impl Domain {
                 mm.put_alloc_ref(m);
             }
         }
+    }
+}
+
+impl crate::evtchn::Owner for Domain {
+    fn domid(&self) -> DomId {
+        self.id
+    }
+    fn events(&self) -> &EvtchnTable {
+        &self.evtchn
+    }
+    fn shared_info(&self) -> Mfn {
+        self.shared_info
+    }
+    fn p2m(&self) -> &P2m {
+        &self.p2m
+    }
+    fn raise_event_upcall(&self, hw: &dyn Hw, vcpu: u32) {
+        Domain::raise_event_upcall(self, hw, vcpu)
     }
 }

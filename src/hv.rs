@@ -3,12 +3,14 @@
 //! tearing down domains. (Starting and shutting down a domain's vCPUs: [`crate::lifecycle`].)
 
 use crate::domain::{Domain, DomainConfig, DomainState};
+use crate::evtchn::{self, Env};
 use crate::grant::GrantTable;
 use crate::hw::Hw;
 use crate::mm::{MAX_DOMAINS, Mm};
 use crate::p2m::{P2m, StageConfig};
 use crate::sched::Pinned;
 use crate::sync::{AtomicU32, Mutex, Ordering, RwLock, rank};
+use crate::time::Clock;
 use crate::types::{DomId, Errno, Result};
 use alloc::sync::Arc;
 use alloc::vec;
@@ -59,6 +61,8 @@ pub struct Hypervisor {
     pub hw: Arc<dyn Hw>,
     /// Which physical CPU runs which vCPU.
     pub sched: Pinned,
+    /// System time and the wallclock.
+    pub clock: Clock,
     domains: RwLock<Vec<Option<Arc<Domain>>>>,
     vmids: Mutex<Vec<u64>>,
     dying: AtomicU32,
@@ -72,12 +76,14 @@ impl Hypervisor {
         let vmid_words = (1usize << stage.vmid_bits) / 64;
         let mut vmids = vec![0u64; vmid_words];
         vmids[0] = 1; // VMID 0 is never used for a guest
+        let clock = Clock::new(hw.counter());
         Hypervisor {
             mm,
             stage,
             opts,
             hw,
             sched: Pinned::new(),
+            clock,
             domains: RwLock::new(rank::DOMAIN_TABLE, (0..MAX_DOMAINS).map(|_| None).collect()),
             vmids: Mutex::new(rank::VMID, vmids),
             dying: AtomicU32::new(0),
@@ -97,6 +103,9 @@ impl Hypervisor {
             p2m_table_limit: 4096,
             pcpus: vec![0],
             counter_offset: self.hw.counter(),
+            // Xen: unlimited (`INT_MAX`) for the hardware domain, xl's and dom0less's 1023 for
+            // other domains.
+            max_evtchn_port: if id == 0 { i32::MAX as u32 } else { 1023 },
         }
     }
 
@@ -155,6 +164,11 @@ impl Hypervisor {
         };
         self.mm.share_with_guest(shared_info, cfg.id, false);
         let d = Arc::new(Domain::new(&cfg, p2m, grant, shared_info));
+        let now = self.clock.now(&*self.hw);
+        for v in d.vcpus.iter() {
+            v.runstate.lock().entry_time = now;
+        }
+        self.clock.update_domain(&self.mm, shared_info);
         self.domains.write()[cfg.id as usize] = Some(d.clone());
         Ok(d)
     }
@@ -210,6 +224,9 @@ impl Hypervisor {
         // in the middle of it.
         let _fence = self.opts.audit.then(|| self.gate.read());
         self.dying.fetch_add(1, Ordering::AcqRel);
+        // Event channels first (as Xen's `domain_kill`): every peer unbound from it, its
+        // FIFO and `vcpu_info` pages let go.
+        evtchn::teardown(&self.evtchn_env(), &**d);
         d.p2m.write(&self.mm).relinquish();
         for (_handle, e) in d.grant.drain_handles() {
             if let Some(rd) = self.domain_any_state(e.domid) {
@@ -268,5 +285,35 @@ impl Hypervisor {
     /// Dying domains not yet finalised.
     pub fn dying_domains(&self) -> u32 {
         self.dying.load(Ordering::Acquire)
+    }
+
+    /// What the event-channel code needs to reach the machine and the other domains.
+    pub fn evtchn_env(&self) -> Env<'_> {
+        Env { mm: &self.mm, hw: &*self.hw, domains: self }
+    }
+
+    /// Raise VIRQ `virq` in `d`: a per-vCPU VIRQ on vCPU `vcpu` (Xen's
+    /// `send_guest_vcpu_virq`), a global one wherever its port is bound (Xen's
+    /// `send_guest_global_virq`; `vcpu` is not used). Nothing happens if it is not bound.
+    pub fn send_virq(&self, d: &Domain, virq: u32, vcpu: u32) {
+        if xen_abi::evtchn::virq_is_global(virq) {
+            evtchn::send_global_virq(&self.evtchn_env(), d, virq);
+        } else {
+            evtchn::send_vcpu_virq(&self.evtchn_env(), d, vcpu, virq);
+        }
+    }
+
+    /// Raise global VIRQ `virq` (`VIRQ_CONSOLE`, ...) in the hardware domain (Xen's
+    /// `send_global_virq`; granite has no `set_global_virq_handler`).
+    pub fn send_global_virq(&self, virq: u32) {
+        if let Some(d0) = self.domain(0) {
+            evtchn::send_global_virq(&self.evtchn_env(), &*d0, virq);
+        }
+    }
+}
+
+impl evtchn::Domains for Hypervisor {
+    fn find(&self, id: DomId) -> Option<Arc<dyn evtchn::Owner>> {
+        self.domain_any_state(id).map(|d| d as Arc<dyn evtchn::Owner>)
     }
 }

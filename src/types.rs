@@ -50,12 +50,15 @@ impl Errno {
     pub const EPERM: Errno = Errno(xen_abi::errno::EPERM);
     pub const ENOENT: Errno = Errno(xen_abi::errno::ENOENT);
     pub const ESRCH: Errno = Errno(xen_abi::errno::ESRCH);
+    pub const ENXIO: Errno = Errno(xen_abi::errno::ENXIO);
+    pub const EAGAIN: Errno = Errno(xen_abi::errno::EAGAIN);
     pub const ENOMEM: Errno = Errno(xen_abi::errno::ENOMEM);
     pub const EACCES: Errno = Errno(xen_abi::errno::EACCES);
     pub const EFAULT: Errno = Errno(xen_abi::errno::EFAULT);
     pub const EBUSY: Errno = Errno(xen_abi::errno::EBUSY);
     pub const EEXIST: Errno = Errno(xen_abi::errno::EEXIST);
     pub const EINVAL: Errno = Errno(xen_abi::errno::EINVAL);
+    pub const ENOSPC: Errno = Errno(xen_abi::errno::ENOSPC);
     pub const EDOM: Errno = Errno(xen_abi::errno::EDOM);
     pub const ENOSYS: Errno = Errno(xen_abi::errno::ENOSYS);
     pub const EILSEQ: Errno = Errno(xen_abi::errno::EILSEQ);
