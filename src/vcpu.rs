@@ -88,10 +88,10 @@ impl Runstate {
     /// until now).
     pub fn at(&self, now: u64) -> Runstate {
         let mut r = *self;
-        if now > r.entry_time {
-            if let Some(t) = r.time.get_mut(r.state as usize) {
-                *t = t.wrapping_add(now - r.entry_time);
-            }
+        if now > r.entry_time
+            && let Some(t) = r.time.get_mut(r.state as usize)
+        {
+            *t = t.wrapping_add(now - r.entry_time);
         }
         r
     }

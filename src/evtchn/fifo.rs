@@ -177,20 +177,20 @@ pub(super) fn set_pending(env: &Env, d: &dyn Owner, t: &mut Table, vcpu: u32, po
         // If it was the tail of its old queue, that queue is now empty: forget the tail so
         // that linking onto the old queue cannot corrupt the new one.
         let (ov, op) = c.last_q;
-        if let Some(t) = f.vcpus.get_mut(ov as usize).and_then(|v| v.tails.get_mut(op as usize)) {
-            if *t == port {
-                *t = 0;
-            }
+        if let Some(t) = f.vcpus.get_mut(ov as usize).and_then(|v| v.tails.get_mut(op as usize))
+            && *t == port
+        {
+            *t = 0;
         }
         c.last_q = (vcpu, prio);
         linked = false;
         let q = &mut f.vcpus[vcpu as usize].tails[prio as usize];
         let tail = *q;
         *q = port;
-        if tail != 0 {
-            if let Some(tw) = f.word(mm, tail) {
-                linked = set_link(tw, port);
-            }
+        if tail != 0
+            && let Some(tw) = f.word(mm, tail)
+        {
+            linked = set_link(tw, port);
         }
         if !linked {
             head.store(port, Ordering::SeqCst);

@@ -89,9 +89,14 @@ pub enum State {
     /// Port 0, never allocated.
     Reserved,
     /// Waiting for `remote` to bind to it.
-    Unbound { remote: DomId },
+    Unbound {
+        remote: DomId,
+    },
     /// Bound to `port` of domain `remote` (possibly this domain: loopback).
-    Interdomain { remote: DomId, port: u32 },
+    Interdomain {
+        remote: DomId,
+        port: u32,
+    },
     Virq(u32),
     Ipi,
 }
@@ -169,7 +174,11 @@ impl EvtchnTable {
         ports[0].state = State::Reserved;
         let vcpus = (0..nr_vcpus)
             .map(|i| VcpuEv {
-                info: if (i as usize) < xen_abi::XEN_LEGACY_MAX_VCPUS { VcpuInfoAt::SharedInfo } else { VcpuInfoAt::Dummy },
+                info: if (i as usize) < xen_abi::XEN_LEGACY_MAX_VCPUS {
+                    VcpuInfoAt::SharedInfo
+                } else {
+                    VcpuInfoAt::Dummy
+                },
                 dummy: [AtomicU64::new(0), AtomicU64::new(0)],
                 virq: [0; NR_VIRQS as usize],
             })
@@ -780,7 +789,7 @@ fn get_guest_page(mm: &Mm, d: &dyn Owner, gfn: u64) -> Result<Mfn> {
 /// are marked pending, so nothing is lost and the guest gets one spurious upcall.
 pub fn register_vcpu_info(env: &Env, d: &dyn Owner, vcpu: u32, gfn: u64, offset: u32, may: bool) -> Result<()> {
     let size = core::mem::size_of::<VcpuInfo>() as u64;
-    if offset as u64 > PAGE_SIZE - size || offset as usize % core::mem::align_of::<VcpuInfo>() != 0 {
+    if offset as u64 > PAGE_SIZE - size || !(offset as usize).is_multiple_of(core::mem::align_of::<VcpuInfo>()) {
         return Err(Errno::ENXIO);
     }
     let mut t = d.events().lock();

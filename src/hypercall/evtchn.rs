@@ -82,9 +82,7 @@ pub fn event_channel_op(c: &Call, args: &mut [u64; 5]) -> Outcome {
             evtchn::init_control(&env, me, a.vcpu, a.control_gfn, a.offset)
         }),
         EVTCHNOP_EXPAND_ARRAY => input(&mem, arg, |a: EvtchnExpandArray| evtchn::expand_array(&env, me, a.array_gfn)),
-        EVTCHNOP_SET_PRIORITY => {
-            input(&mem, arg, |a: EvtchnSetPriority| evtchn::set_priority(me, a.port, a.priority))
-        }
+        EVTCHNOP_SET_PRIORITY => input(&mem, arg, |a: EvtchnSetPriority| evtchn::set_priority(me, a.port, a.priority)),
         _ => Outcome::err(Errno::ENOSYS),
     }
 }

@@ -38,7 +38,8 @@ pub fn platform_op(c: &Call, arg: u64) -> Outcome {
 /// reference, so a dying domain's page cannot be freed meanwhile.
 fn settime(c: &Call, secs: u64, nsecs: u32, system_time: u64) {
     let mm = &c.hv.mm;
-    let pages: Vec<_> = c.hv.domains().iter().filter(|d| mm.get_page(d.shared_info, d.id)).map(|d| d.shared_info).collect();
+    let pages: Vec<_> =
+        c.hv.domains().iter().filter(|d| mm.get_page(d.shared_info, d.id)).map(|d| d.shared_info).collect();
     c.hv.clock.settime(mm, &pages, secs, nsecs, system_time);
     for m in pages {
         mm.put_page(m);
