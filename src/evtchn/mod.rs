@@ -840,12 +840,14 @@ pub fn send_global_virq(env: &Env, d: &dyn Owner, virq: u32) {
 /// interdomain port goes back to unbound, waiting for `d`), the FIFO pages and registered
 /// `vcpu_info` pages are released. Afterwards no port anywhere is bound to `d`.
 pub fn teardown(env: &Env, d: &dyn Owner) {
-    let valid = {
+    // Once dead, no port is allocated or bound to any more: the bound ports can only become
+    // free (or unbound), so closing the ones bound now closes them all.
+    let bound: Vec<u32> = {
         let mut t = d.events().lock();
         t.dead = true;
-        t.ports.len() as u32
+        t.ports.iter().enumerate().filter(|(_, c)| c.usable()).map(|(p, _)| p as u32).collect()
     };
-    for port in (1..valid).rev() {
+    for port in bound.into_iter().rev() {
         let _ = close(env, d, port);
     }
     let mut t = d.events().lock();
