@@ -182,7 +182,7 @@ pub(super) fn set_pending(env: &Env, d: &dyn Owner, t: &mut Table, vcpu: u32, po
         {
             *t = 0;
         }
-        c.last_q = (vcpu, prio);
+        c.last_q = (vcpu as u16, prio);
         linked = false;
         let q = &mut f.vcpus[vcpu as usize].tails[prio as usize];
         let tail = *q;
@@ -244,5 +244,20 @@ pub(super) fn unmask(env: &Env, d: &dyn Owner, t: &mut Table, port: u32) {
     if word.load(Ordering::SeqCst) & PENDING != 0 {
         let n = t.ports[port as usize].notify;
         set_pending(env, d, t, n, port);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_link_links_a_linked_tail_and_leaves_an_unlinked_one() {
+        let w = AtomicU32::new(LINKED | PENDING | BUSY | 5);
+        assert!(set_link(&w, 9));
+        assert_eq!(w.load(Ordering::SeqCst), LINKED | PENDING | 9, "LINK replaced, BUSY cleared");
+        let w = AtomicU32::new(PENDING | MASKED);
+        assert!(!set_link(&w, 9), "the guest unlinked it: the queue is empty");
+        assert_eq!(w.load(Ordering::SeqCst), PENDING | MASKED, "nothing written");
     }
 }
