@@ -479,6 +479,19 @@ fn runstate_area_follows_the_vcpu_with_the_update_flag_protocol() {
     let r: VcpuRunstateInfo = g.get(hv, a0);
     assert_eq!((r.state, r.state_entry_time, r.time[2]), (RUNSTATE_RUNNING as i32, 3_000_000, 1_000_000));
     assert_eq!(r.state_entry_time & XEN_RUNSTATE_UPDATE, 0);
+    // A change seen from another CPU is accounted for and written when the vCPU's CPU next
+    // enters it.
+    let v1 = &g.d.vcpus[1];
+    assert_eq!(g.register_runstate(hv, 1, 1, a1), 0);
+    granite::hypercall::vcpu::note_runstate(hv, v1, RUNSTATE_RUNNABLE);
+    assert_eq!(g.get::<VcpuRunstateInfo>(hv, a1).state, RUNSTATE_OFFLINE as i32);
+    m.hw.now.store(1_000_000 + 4 * 62_500, SeqCst);
+    granite::hypercall::vcpu::set_runstate(hv, d, v1, RUNSTATE_RUNNING, &IdentityVa);
+    let r: VcpuRunstateInfo = g.get(hv, a1);
+    assert_eq!(
+        (r.state, r.time[RUNSTATE_RUNNABLE as usize], r.time[RUNSTATE_OFFLINE as usize]),
+        (0, 1_000_000, 3_000_000)
+    );
     // A translation that fails leaves the area alone and changes the accounting only.
     struct NoVa;
     impl granite::hypercall::GuestVa for NoVa {

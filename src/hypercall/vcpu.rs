@@ -78,6 +78,14 @@ pub fn set_runstate(hv: &Hypervisor, d: &Domain, v: &Vcpu, state: u32, va: &dyn 
     update_runstate_area(&GuestMem::new(hv, d, va), d, &rs);
 }
 
+/// vCPU `v` enters run state `state` now, in the accounting only (Xen's `vcpu_runstate_change`
+/// outside a context switch): for a change seen from another CPU, e.g. `RUNSTATE_runnable` for
+/// the target of a successful `CPU_ON`, which then appears in the guest's area when its own CPU
+/// enters it ([`set_runstate`] with `RUNSTATE_running`).
+pub fn note_runstate(hv: &Hypervisor, v: &Vcpu, state: u32) {
+    v.runstate.lock().change(state, hv.clock.now(&*hv.hw));
+}
+
 /// Arm's `update_runstate_area`. With `VMASST_TYPE_runstate_update_flag`, the top byte of
 /// `state_entry_time` first gets `XEN_RUNSTATE_UPDATE`, then the whole area is written (the
 /// flag still set), then the byte again without it, with write barriers between, so the guest
