@@ -60,7 +60,9 @@ fn loopback_channel_in_one_domain_two_level() {
     assert_eq!(g.evtchn_send(hv, 2), 0);
     assert_eq!(g.port_bits(hv, 1), (true, false));
     assert_eq!(g.upcalls(0), 1, "evtchn_upcall_pending was already set");
+    assert!(g.d.evtchn.upcall_pending(&hv.mm, g.d.shared_info, 0));
     assert_eq!(g.consume_2l(hv, 0), vec![1, 2]);
+    assert!(!g.d.evtchn.upcall_pending(&hv.mm, g.d.shared_info, 0), "the guest cleared it");
     // After the guest handled it, the next event raises the upcall again.
     assert_eq!(g.evtchn_send(hv, 1), 0);
     assert_eq!(g.upcalls(0), 2);

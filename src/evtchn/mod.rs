@@ -233,6 +233,15 @@ impl EvtchnTable {
         self.lock().vcpus.get(vcpu as usize).map(|v| v.info)
     }
 
+    /// Is `evtchn_upcall_pending` set in `vcpu`'s `vcpu_info` (the level of its event-channel
+    /// interrupt: what Xen's `vcpu_update_evtchn_irq` re-syncs the vGIC to, and what decides
+    /// whether a vCPU blocking in `SCHEDOP_block`/WFI has an event waiting)?
+    pub fn upcall_pending(&self, mm: &Mm, shared_info: Mfn, vcpu: u32) -> bool {
+        let t = self.lock();
+        let Some(ev) = t.vcpus.get(vcpu as usize) else { return false };
+        vcpu_words(mm, shared_info, ev).0.load(Ordering::SeqCst) & 0xff != 0
+    }
+
     /// The machine address of `vcpu`'s `vcpu_info` in `d`'s memory (none for the dummy).
     pub fn vcpu_info_addr(&self, shared_info: Mfn, vcpu: u32) -> Option<u64> {
         vcpu_info_addr(shared_info, self.lock().vcpus.get(vcpu as usize)?.info)
