@@ -254,6 +254,24 @@ fn ports_come_in_buckets_up_to_the_domains_limit() {
     clean(&m);
 }
 
+/// As in Xen, a bucket allocated by an operation that then fails stays: its ports are valid.
+#[test]
+fn a_failed_bind_keeps_the_bucket_it_allocated() {
+    let m = machine();
+    let hv = &m.hv;
+    let g = Guest::new(hv, 1, 4);
+    for i in 1..64 {
+        assert_eq!(g.bind_ipi(hv, 0), i);
+    }
+    assert_eq!(g.evtchn_status(hv, DOMID_SELF, 64).0, -EINVAL);
+    let (r, _) = g.evtchn_op(hv, EVTCHNOP_BIND_PIRQ, &EvtchnBindPirq { pirq: 5, flags: 0, port: 0 });
+    assert_eq!(r, -ENOMEM, "Arm has no struct pirq to give");
+    let (r, s) = g.evtchn_status(hv, DOMID_SELF, 64);
+    assert_eq!((r, s.status), (0, EVTCHNSTAT_CLOSED), "port 64 exists now, free");
+    assert_eq!(g.d.evtchn.snapshot().active, 63);
+    clean(&m);
+}
+
 #[test]
 fn reset_closes_everything_and_one_runs_at_a_time() {
     let m = machine();
