@@ -1,8 +1,11 @@
-//! Domains: vCPUs, a P2M, a grant table, a shared_info page, a console, and the state of
-//! their lifecycle (how a domain is created, shut down and torn down: [`crate::lifecycle`]).
+//! Domains: vCPUs, a P2M, a grant table, event channels, a shared_info page, a console, and
+//! the state of their lifecycle (how a domain is created, shut down and torn down:
+//! [`crate::lifecycle`]).
 
 use crate::console::GuestConsole;
+use crate::evtchn::EvtchnTable;
 use crate::grant::GrantTable;
+use crate::hw::Hw;
 use crate::mm::Mm;
 use crate::p2m::P2m;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering, RwLock, rank};
@@ -35,6 +38,8 @@ pub struct DomainConfig {
     pub evtchn_ppi: u32,
     /// The most guest pages it may hold (Xen's `max_pages`: `XENMEM_maximum_reservation`).
     pub max_pages: u64,
+    /// Highest event-channel port it may allocate (Xen's `max_evtchn_port`).
+    pub max_evtchn_port: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -54,6 +59,8 @@ pub struct Domain {
     pub vcpus: Vec<Vcpu>,
     pub p2m: P2m,
     pub grant: GrantTable,
+    /// Its event channels and its vCPUs' `vcpu_info` locations.
+    pub evtchn: EvtchnTable,
     pub shared_info: Mfn,
     pub console: GuestConsole,
     pub counter_offset: u64,
@@ -64,6 +71,8 @@ pub struct Domain {
     /// `hvm_op` parameters (`HVM_PARAM_*`): the event-channel callback, set at build time;
     /// the rest as its toolstack sets them.
     hvm_params: [AtomicU64; xen_abi::hvm::HVM_NR_PARAMS as usize],
+    /// `vm_assist` types enabled (bit `VMASST_TYPE_*`).
+    pub vm_assist: AtomicU64,
     state: AtomicU32,
     /// Set once when the domain starts going down (before any vCPU is stopped).
     shutting_down: AtomicBool,
@@ -80,6 +89,7 @@ impl Domain {
             id: cfg.id,
             privileged: cfg.privileged,
             direct_map: cfg.direct_map,
+            evtchn: EvtchnTable::new(vcpus.len() as u32, cfg.max_evtchn_port),
             vcpus,
             p2m,
             grant,
@@ -93,6 +103,7 @@ impl Domain {
                 let callback = i as u32 == xen_abi::hvm::HVM_PARAM_CALLBACK_IRQ;
                 AtomicU64::new(if callback { xen_abi::hvm::callback_ppi(cfg.evtchn_ppi) } else { 0 })
             }),
+            vm_assist: AtomicU64::new(0),
             state: AtomicU32::new(DomainState::Running as u32),
             shutting_down: AtomicBool::new(false),
             iomem: RwLock::new(rank::IOMEM, Vec::new()),
@@ -147,6 +158,26 @@ impl Domain {
         self.iomem.read().iter().any(|&(s, e)| mfn >= s && mfn < e)
     }
 
+    /// The event-channel upcall: `evtchn_upcall_pending` of vCPU `vcpu` just went from 0 to 1
+    /// (Arm's `vcpu_mark_events_pending`). The one place the event-channel interrupt is
+    /// raised: the domain's event-channel PPI is made pending on the vCPU in its virtual GIC
+    /// (counted in [`Vcpu::upcalls`]), and the CPU running the vCPU is kicked if the vGIC
+    /// says it must look (the vCPU is blocked, or the PPI must go into its list registers).
+    /// Called with event-channel tables held: it takes only vGIC locks.
+    pub fn raise_event_upcall(&self, hw: &dyn Hw, vcpu: u32) {
+        let Some(v) = self.vcpus.get(vcpu as usize) else { return };
+        v.upcalls.fetch_add(1, Ordering::AcqRel);
+        let kicks = self.vgic.inject(vcpu as usize, self.evtchn_ppi);
+        for t in kicks.iter().filter_map(|i| self.vcpus.get(i)) {
+            hw.kick(t.pcpu);
+        }
+    }
+
+    /// Is `VMASST_TYPE_*` `ty` enabled?
+    pub fn vm_assist(&self, ty: u32) -> bool {
+        ty < 64 && self.vm_assist.load(Ordering::Acquire) & (1 << ty) != 0
+    }
+
     /// May `self` act on `target`? (Xen's XSM_TARGET with the dummy policy.)
     pub fn controls(&self, target: &Domain) -> bool {
         self.id == target.id || self.privileged
@@ -162,5 +193,23 @@ impl Domain {
                 mm.put_alloc_ref(m);
             }
         }
+    }
+}
+
+impl crate::evtchn::Owner for Domain {
+    fn domid(&self) -> DomId {
+        self.id
+    }
+    fn events(&self) -> &EvtchnTable {
+        &self.evtchn
+    }
+    fn shared_info(&self) -> Mfn {
+        self.shared_info
+    }
+    fn p2m(&self) -> &P2m {
+        &self.p2m
+    }
+    fn raise_event_upcall(&self, hw: &dyn Hw, vcpu: u32) {
+        Domain::raise_event_upcall(self, hw, vcpu)
     }
 }

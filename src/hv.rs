@@ -3,12 +3,15 @@
 //! tearing down domains. (Starting and shutting down a domain's vCPUs: [`crate::lifecycle`].)
 
 use crate::domain::{Domain, DomainConfig, DomainState};
+use crate::evtchn::{self, Env};
 use crate::grant::GrantTable;
 use crate::hw::Hw;
 use crate::mm::{MAX_DOMAINS, Mm};
 use crate::p2m::{P2m, StageConfig};
 use crate::sched::Pinned;
+
 use crate::sync::{AtomicU16, AtomicU32, Mutex, Ordering, RwLock, rank};
+use crate::time::Clock;
 use crate::types::{DomId, Errno, Result};
 use alloc::sync::Arc;
 use alloc::vec;
@@ -63,6 +66,8 @@ pub struct Hypervisor {
     pub console_in: crate::console::ConsoleInput,
     /// The domain owning each physical SPI (`u16::MAX`: none), for the interrupt path.
     spi_owner: Vec<AtomicU16>,
+    /// System time and the wallclock.
+    pub clock: Clock,
     domains: RwLock<Vec<Option<Arc<Domain>>>>,
     vmids: Mutex<Vec<u64>>,
     dying: AtomicU32,
@@ -76,6 +81,7 @@ impl Hypervisor {
         let vmid_words = (1usize << stage.vmid_bits) / 64;
         let mut vmids = vec![0u64; vmid_words];
         vmids[0] = 1; // VMID 0 is never used for a guest
+        let clock = Clock::new(hw.counter());
         Hypervisor {
             mm,
             stage,
@@ -84,6 +90,7 @@ impl Hypervisor {
             sched: Pinned::new(),
             console_in: crate::console::ConsoleInput::new(),
             spi_owner: (0..crate::gic::SPI_END).map(|_| AtomicU16::new(u16::MAX)).collect(),
+            clock,
             domains: RwLock::new(rank::DOMAIN_TABLE, (0..MAX_DOMAINS).map(|_| None).collect()),
             vmids: Mutex::new(rank::VMID, vmids),
             dying: AtomicU32::new(0),
@@ -109,7 +116,7 @@ impl Hypervisor {
 
     /// Console input waits for dom0: `VIRQ_CONSOLE` to the domain that bound it.
     pub fn notify_console_input(&self) {
-        // Wired to the event channels when they land (VIRQ_CONSOLE).
+        self.send_global_virq(xen_abi::evtchn::VIRQ_CONSOLE);
     }
 
     /// A default configuration for domain `id` with the boot options: one vCPU, on CPU 0.
@@ -126,6 +133,9 @@ impl Hypervisor {
             vgic: crate::vgic::guest::config(crate::vgic::Version::V3, 1),
             evtchn_ppi: xen_abi::guest_layout::GUEST_EVTCHN_PPI,
             max_pages: u64::MAX,
+            // Xen: unlimited (`INT_MAX`) for the hardware domain, xl's and dom0less's 1023 for
+            // other domains.
+            max_evtchn_port: if id == 0 { i32::MAX as u32 } else { 1023 },
         }
     }
 
@@ -184,6 +194,11 @@ impl Hypervisor {
         };
         self.mm.share_with_guest(shared_info, cfg.id, false);
         let d = Arc::new(Domain::new(&cfg, p2m, grant, shared_info));
+        let now = self.clock.now(&*self.hw);
+        for v in d.vcpus.iter() {
+            v.runstate.lock().entry_time = now;
+        }
+        self.clock.update_domain(&self.mm, shared_info);
         self.domains.write()[cfg.id as usize] = Some(d.clone());
         Ok(d)
     }
@@ -239,6 +254,9 @@ impl Hypervisor {
         // in the middle of it.
         let _fence = self.opts.audit.then(|| self.gate.read());
         self.dying.fetch_add(1, Ordering::AcqRel);
+        // Event channels first (as Xen's `domain_kill`): every peer unbound from it, its
+        // FIFO and `vcpu_info` pages let go.
+        evtchn::teardown(&self.evtchn_env(), &**d);
         d.p2m.write(&self.mm).relinquish();
         for (_handle, e) in d.grant.drain_handles() {
             if let Some(rd) = self.domain_any_state(e.domid) {
@@ -297,5 +315,35 @@ impl Hypervisor {
     /// Dying domains not yet finalised.
     pub fn dying_domains(&self) -> u32 {
         self.dying.load(Ordering::Acquire)
+    }
+
+    /// What the event-channel code needs to reach the machine and the other domains.
+    pub fn evtchn_env(&self) -> Env<'_> {
+        Env { mm: &self.mm, hw: &*self.hw, domains: self }
+    }
+
+    /// Raise VIRQ `virq` in `d`: a per-vCPU VIRQ on vCPU `vcpu` (Xen's
+    /// `send_guest_vcpu_virq`), a global one wherever its port is bound (Xen's
+    /// `send_guest_global_virq`; `vcpu` is not used). Nothing happens if it is not bound.
+    pub fn send_virq(&self, d: &Domain, virq: u32, vcpu: u32) {
+        if xen_abi::evtchn::virq_is_global(virq) {
+            evtchn::send_global_virq(&self.evtchn_env(), d, virq);
+        } else {
+            evtchn::send_vcpu_virq(&self.evtchn_env(), d, vcpu, virq);
+        }
+    }
+
+    /// Raise global VIRQ `virq` (`VIRQ_CONSOLE`, ...) in the hardware domain (Xen's
+    /// `send_global_virq`; granite has no `set_global_virq_handler`).
+    pub fn send_global_virq(&self, virq: u32) {
+        if let Some(d0) = self.domain(0) {
+            evtchn::send_global_virq(&self.evtchn_env(), &*d0, virq);
+        }
+    }
+}
+
+impl evtchn::Domains for Hypervisor {
+    fn find(&self, id: DomId) -> Option<Arc<dyn evtchn::Owner>> {
+        self.domain_any_state(id).map(|d| d as Arc<dyn evtchn::Owner>)
     }
 }

@@ -89,8 +89,13 @@ pub mod rank {
     pub const PCPU_SLOT: Rank = Rank::new(30, "pCPU slot");
     /// A vCPU's run state.
     pub const VCPU_RUN: Rank = Rank::new(32, "vCPU run state");
-    /// A domain's event-channel table (room: the event-channel issue).
+    /// A vCPU's runstate accounting and registered runstate area (`VCPUOP_register_runstate_memory_area`).
+    pub const VCPU_RUNSTATE: Rank = Rank::new(34, "vCPU runstate");
+    /// A domain's event-channel table.
     pub const EVTCHN: Rank = Rank::new(36, "event channels");
+    /// The second event-channel table of a pair (`evtchn::lock_pair`): the domain with the higher
+    /// id, taken while holding the lower one's at [`EVTCHN`] with [`super::Mutex::lock_second`].
+    pub const EVTCHN_PEER: Rank = Rank::new(37, "event channels (second domain of a pair)");
     /// A domain's grant table (two are never held together).
     pub const GRANT: Rank = Rank::new(40, "grant table");
     /// A domain's P2M (two are never held together).
@@ -108,6 +113,8 @@ pub mod rank {
     pub const DOMAIN_TABLE: Rank = Rank::new(80, "domain table");
     /// The VMID allocator.
     pub const VMID: Rank = Rank::new(82, "VMID allocator");
+    /// The wallclock (`XENPF_settime64`) and its copies in every domain's `shared_info`.
+    pub const WALLCLOCK: Rank = Rank::new(84, "wallclock");
     /// The page allocator.
     pub const HEAP: Rank = Rank::new(90, "page allocator");
     /// A domain's console line buffer (prints under the console lock).
@@ -266,6 +273,24 @@ impl<T> Mutex<T> {
             guard: imp::lock(&self.inner),
             #[cfg(debug_assertions)]
             rank: self.rank,
+        }
+    }
+    /// Take this lock as the second of a pair of locks of one rank, checked at rank `second`
+    /// (`Held` then refuses a third lock of either rank, and the first one taken after this).
+    /// Which of the two is taken second is the caller's order, stated where `second` is
+    /// declared (the only pair today: `rank::EVTCHN_PEER`, by domain id).
+    pub fn lock_second(&self, second: Rank) -> MutexGuard<'_, T> {
+        debug_assert!(
+            second.level > self.rank.level,
+            "{} cannot be the second of a pair of {}",
+            second.name,
+            self.rank.name
+        );
+        acquire(second);
+        MutexGuard {
+            guard: imp::lock(&self.inner),
+            #[cfg(debug_assertions)]
+            rank: second,
         }
     }
     pub fn rank(&self) -> Rank {
@@ -438,6 +463,26 @@ mod tests {
         let (a, b) = (RwLock::new(LOW, 1), RwLock::new(LOW, 2));
         let _ga = a.read();
         let _gb = b.read();
+    }
+
+    #[test]
+    fn a_pair_of_one_rank_is_taken_through_lock_second() {
+        const SECOND: Rank = Rank::new(2, "second of a pair");
+        let (a, b) = (Mutex::new(LOW, 1), Mutex::new(LOW, 2));
+        let ga = a.lock();
+        let gb = b.lock_second(SECOND);
+        assert_eq!(locks_held(), 2);
+        drop((ga, gb));
+        assert_eq!(locks_held(), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "taking \"low\" (rank 1) while holding \"second of a pair\" (rank 2)")]
+    fn nothing_of_the_first_rank_after_the_second_of_a_pair() {
+        const SECOND: Rank = Rank::new(2, "second of a pair");
+        let (a, b) = (Mutex::new(LOW, 1), Mutex::new(LOW, 2));
+        let _gb = b.lock_second(SECOND);
+        let _ga = a.lock();
     }
 
     #[test]

@@ -159,10 +159,25 @@ pub const ARRAY: u64 = ARG + 2 * PAGE_SIZE;
 impl Guest {
     /// Create domain `id` with `2^order` RAM pages.
     pub fn new(hv: &Hypervisor, id: DomId, order: u32) -> Guest {
-        let d = hv.create_domain(hv.domain_config(id)).expect("create domain");
-        let ram = hv.mm.alloc_domheap(id, order).expect("guest RAM");
-        d.p2m.write(&hv.mm).insert(Gfn(GUEST_RAM_GFN), 1 << order, ram, crate::p2m::P2mType::RamRw).expect("map RAM");
-        Guest { d, ram, pages: 1 << order }
+        Guest::with_vcpus(hv, id, order, 1)
+    }
+
+    /// What Linux does when it sets up event channels: enable the event-channel PPI on every
+    /// vCPU, through its virtual GIC's registers (GICR_ISENABLER0 of each redistributor; a
+    /// GICv2's banked GICD_ISENABLER0).
+    pub fn enable_event_ppi(&self, hv: &Hypervisor) {
+        use crate::gic::regs::offsets::{GICD_ISENABLER, GICR_ISENABLER0};
+        let cfg = self.d.vgic.config();
+        for v in 0..self.d.vcpus.len() {
+            let reg = match cfg.redist.first() {
+                Some(&(base, _)) => {
+                    base + v as u64 * crate::vgic::guest::GUEST_GICV3_RDIST_STRIDE + 0x1_0000 + GICR_ISENABLER0
+                }
+                None => cfg.dist_base + GICD_ISENABLER,
+            };
+            let r = self.d.vgic.mmio(&*hv.hw, v, reg, 4, true, 1 << self.d.evtchn_ppi);
+            assert!(matches!(r, Some((crate::mmio::Outcome::Done(_), _))), "enable PPI {}: {r:?}", self.d.evtchn_ppi);
+        }
     }
 
     /// Issue hypercall `op`, following continuations like a vCPU re-executing `HVC`.
@@ -265,8 +280,9 @@ impl Guest {
 }
 
 /// A hash of everything a hypercall could change, for "state unchanged" checks: every P2M
-/// leaf, every grant table's size and pinned entries, every maptrack, every frame's
-/// `count_info` and `type_info`, the heap's free count.
+/// leaf, every grant table's size and pinned entries, every maptrack, event channels, HVM
+/// parameters and page limits, every frame's `count_info` and `type_info`, the heap's free
+/// count, the wallclock, console input waiting.
 pub fn fingerprint(hv: &Hypervisor) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut f = |v: u64| {
@@ -289,12 +305,77 @@ pub fn fingerprint(hv: &Hypervisor) -> u64 {
             [hd as u64, e.flags as u64, e.domid as u64, e.gref as u64].into_iter().for_each(&mut f);
         }
     }
+    for d in hv.domains() {
+        fingerprint_events(hv, &d, &mut f);
+        (0..xen_abi::hvm::HVM_NR_PARAMS).for_each(|i| f(d.hvm_param(i)));
+        f(d.max_pages.load(core::sync::atomic::Ordering::Relaxed));
+    }
+    f(hv.console_in.pending() as u64);
     for p in hv.mm.frames.iter() {
         f(p.count_info());
         f(p.type_info());
     }
     f(hv.mm.heap.free_frames());
+    f(hv.clock.wallclock().0);
+    f(hv.clock.wallclock().1 as u64);
     h
+}
+
+/// The event-channel and vCPU-ABI state of `d` for [`fingerprint`]: its table, its
+/// `shared_info` page, each vCPU's `vcpu_info` as the guest sees it, upcalls, runstate and
+/// `vm_assist`.
+fn fingerprint_events(hv: &Hypervisor, d: &Domain, f: &mut impl FnMut(u64)) {
+    use crate::evtchn::{State, VcpuInfoAt};
+    let s = d.evtchn.snapshot();
+    [s.valid as u64, s.active as u64, s.dead as u64, s.fifo as u64, s.next_reset as u64, s.event_array_pages as u64]
+        .into_iter()
+        .for_each(&mut *f);
+    for (port, c) in &s.ports {
+        let (kind, a, b) = match c.state {
+            State::Free => (0, 0, 0),
+            State::Reserved => (1, 0, 0),
+            State::Unbound { remote } => (2, remote as u64, 0),
+            State::Interdomain { remote, port } => (3, remote as u64, port as u64),
+            State::Virq(v) => (4, v as u64, 0),
+            State::Ipi => (5, 0, 0),
+        };
+        [*port as u64, kind, a, b, c.notify as u64, c.priority as u64].into_iter().for_each(&mut *f);
+    }
+    for (vcpu, virq, port) in &s.virqs {
+        [*vcpu as u64, *virq as u64, *port as u64].into_iter().for_each(&mut *f);
+    }
+    for at in &s.vcpu_info {
+        match at {
+            VcpuInfoAt::SharedInfo => f(1),
+            VcpuInfoAt::Dummy => f(2),
+            VcpuInfoAt::Guest { mfn, offset } => [3, mfn.0, *offset as u64].into_iter().for_each(&mut *f),
+        }
+    }
+    s.pages.iter().for_each(|m| f(m.0));
+    for cb in &s.control_blocks {
+        match cb {
+            Some((m, o)) => [m.0, *o as u64].into_iter().for_each(&mut *f),
+            None => f(0),
+        }
+    }
+    if hv.mm.frames.owner(d.shared_info) == Some(d.id) {
+        let mut si = [0u8; core::mem::size_of::<SharedInfo>()];
+        hv.mm.phys.read(d.shared_info.addr(), &mut si);
+        si.chunks(8).for_each(|c| f(u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))));
+    }
+    for v in d.vcpus.iter() {
+        if let Some(a) = d.evtchn.vcpu_info_addr(d.shared_info, v.id) {
+            let mut vi = [0u8; core::mem::size_of::<VcpuInfo>()];
+            hv.mm.phys.read(a, &mut vi);
+            vi.chunks(8).for_each(|c| f(u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))));
+        }
+        f(v.upcalls.load(core::sync::atomic::Ordering::Relaxed));
+        let r = *v.runstate.lock();
+        [r.state as u64, r.entry_time, r.time[0], r.time[1], r.time[2], r.time[3], r.area]
+            .into_iter()
+            .for_each(&mut *f);
+    }
+    f(d.vm_assist.load(core::sync::atomic::Ordering::Relaxed));
 }
 
 impl Guest {
@@ -334,5 +415,229 @@ impl Guest {
         self.put(hv, ARG, &op);
         assert_eq!(self.ret(hv, xen_abi::hypercall::GRANT_TABLE_OP, [GNTTABOP_COPY, ARG, 1, 0, 0]), 0);
         self.get::<GnttabCopy>(hv, ARG).status
+    }
+}
+
+/// Event channels, vCPU ops and platform ops, as a guest issues them (from vCPU 0 unless
+/// said otherwise; the argument at [`ARG`]). Each returns the hypercall's result and what
+/// the hypervisor wrote back.
+impl Guest {
+    /// Domain `id` with `2^order` RAM pages and `vcpus` vCPUs, vCPU `i` on CPU `i`.
+    pub fn with_vcpus(hv: &Hypervisor, id: DomId, order: u32, vcpus: usize) -> Guest {
+        let mut cfg = hv.domain_config(id);
+        cfg.pcpus = (0..vcpus).collect();
+        cfg.vgic = crate::vgic::guest::config(crate::vgic::Version::V3, vcpus as u32);
+        let d = hv.create_domain(cfg).expect("create domain");
+        let ram = hv.mm.alloc_domheap(id, order).expect("guest RAM");
+        d.p2m.write(&hv.mm).insert(Gfn(GUEST_RAM_GFN), 1 << order, ram, crate::p2m::P2mType::RamRw).expect("map RAM");
+        let g = Guest { d, ram, pages: 1 << order };
+        g.enable_event_ppi(hv);
+        g
+    }
+
+    /// Hypercall `op` issued by vCPU `vcpu`, following continuations.
+    pub fn ret_as(&self, hv: &Hypervisor, vcpu: usize, op: u64, args: [u64; 5]) -> i64 {
+        let mut a = args;
+        let call = Call::new(hv, &self.d, vcpu, &IdentityVa);
+        for _ in 0..1_000_000 {
+            match hypercall::hypercall(&call, op, &mut a) {
+                Outcome::Continue => continue,
+                Outcome::Return(r) => return r,
+                o => panic!("unexpected outcome {o:?}"),
+            }
+        }
+        panic!("hypercall {op} never finished");
+    }
+
+    /// An event-channel op with argument `v` at [`ARG`]: the result and `v` as written back.
+    pub fn evtchn_op<T: Pod>(&self, hv: &Hypervisor, cmd: u32, v: &T) -> (i64, T) {
+        self.evtchn_op_as(hv, 0, cmd, v)
+    }
+    pub fn evtchn_op_as<T: Pod>(&self, hv: &Hypervisor, vcpu: usize, cmd: u32, v: &T) -> (i64, T) {
+        self.put(hv, ARG, v);
+        let r = self.ret_as(hv, vcpu, xen_abi::hypercall::EVENT_CHANNEL_OP, [cmd as u64, ARG, 0, 0, 0]);
+        (r, self.get(hv, ARG))
+    }
+    /// A port from an op that returns one: the port, or the (negative) error.
+    fn port_or_err(r: i64, port: u32) -> i64 {
+        if r == 0 { port as i64 } else { r }
+    }
+
+    pub fn alloc_unbound(&self, hv: &Hypervisor, dom: DomId, remote_dom: DomId) -> i64 {
+        use xen_abi::evtchn::EVTCHNOP_ALLOC_UNBOUND;
+        let (r, a) = self.evtchn_op(hv, EVTCHNOP_ALLOC_UNBOUND, &EvtchnAllocUnbound { dom, remote_dom, port: 0 });
+        Self::port_or_err(r, a.port)
+    }
+    pub fn bind_interdomain(&self, hv: &Hypervisor, remote_dom: DomId, remote_port: u32) -> i64 {
+        let b = EvtchnBindInterdomain { remote_dom, _pad: 0, remote_port, local_port: 0 };
+        let (r, a) = self.evtchn_op(hv, xen_abi::evtchn::EVTCHNOP_BIND_INTERDOMAIN, &b);
+        Self::port_or_err(r, a.local_port)
+    }
+    pub fn bind_virq(&self, hv: &Hypervisor, virq: u32, vcpu: u32) -> i64 {
+        let (r, a) = self.evtchn_op(hv, xen_abi::evtchn::EVTCHNOP_BIND_VIRQ, &EvtchnBindVirq { virq, vcpu, port: 0 });
+        Self::port_or_err(r, a.port)
+    }
+    pub fn bind_ipi(&self, hv: &Hypervisor, vcpu: u32) -> i64 {
+        let (r, a) = self.evtchn_op(hv, xen_abi::evtchn::EVTCHNOP_BIND_IPI, &EvtchnBindIpi { vcpu, port: 0 });
+        Self::port_or_err(r, a.port)
+    }
+    pub fn evtchn_close(&self, hv: &Hypervisor, port: u32) -> i64 {
+        self.evtchn_op(hv, xen_abi::evtchn::EVTCHNOP_CLOSE, &EvtchnPort { port }).0
+    }
+    pub fn evtchn_send(&self, hv: &Hypervisor, port: u32) -> i64 {
+        self.evtchn_op(hv, xen_abi::evtchn::EVTCHNOP_SEND, &EvtchnPort { port }).0
+    }
+    pub fn evtchn_unmask(&self, hv: &Hypervisor, port: u32) -> i64 {
+        self.evtchn_op(hv, xen_abi::evtchn::EVTCHNOP_UNMASK, &EvtchnPort { port }).0
+    }
+    pub fn evtchn_status(&self, hv: &Hypervisor, dom: DomId, port: u32) -> (i64, EvtchnStatus) {
+        self.evtchn_op(hv, xen_abi::evtchn::EVTCHNOP_STATUS, &EvtchnStatus { dom, port, ..Default::default() })
+    }
+    pub fn bind_vcpu(&self, hv: &Hypervisor, port: u32, vcpu: u32) -> i64 {
+        self.evtchn_op(hv, xen_abi::evtchn::EVTCHNOP_BIND_VCPU, &EvtchnBindVcpu { port, vcpu }).0
+    }
+    pub fn evtchn_reset(&self, hv: &Hypervisor, dom: DomId) -> i64 {
+        self.evtchn_op(hv, xen_abi::evtchn::EVTCHNOP_RESET, &EvtchnReset { dom }).0
+    }
+    /// `EVTCHNOP_init_control`: the result and the `link_bits` written back.
+    pub fn init_control(&self, hv: &Hypervisor, vcpu: u32, gfn: u64, offset: u32) -> (i64, u8) {
+        let c = EvtchnInitControl { control_gfn: gfn, offset, vcpu, ..Default::default() };
+        let (r, a) = self.evtchn_op(hv, xen_abi::evtchn::EVTCHNOP_INIT_CONTROL, &c);
+        (r, a.link_bits)
+    }
+    pub fn expand_array(&self, hv: &Hypervisor, gfn: u64) -> i64 {
+        self.evtchn_op(hv, xen_abi::evtchn::EVTCHNOP_EXPAND_ARRAY, &EvtchnExpandArray { array_gfn: gfn }).0
+    }
+    pub fn set_priority(&self, hv: &Hypervisor, port: u32, priority: u32) -> i64 {
+        self.evtchn_op(hv, xen_abi::evtchn::EVTCHNOP_SET_PRIORITY, &EvtchnSetPriority { port, priority }).0
+    }
+
+    /// `VCPUOP_register_vcpu_info` for `vcpu`, issued by vCPU `by`.
+    pub fn register_vcpu_info(&self, hv: &Hypervisor, by: usize, vcpu: u32, gfn: u64, offset: u32) -> i64 {
+        self.put(hv, ARG, &VcpuRegisterVcpuInfo { mfn: gfn, offset, rsvd: 0 });
+        let op = xen_abi::vcpuop::VCPUOP_REGISTER_VCPU_INFO as u64;
+        self.ret_as(hv, by, xen_abi::hypercall::VCPU_OP, [op, vcpu as u64, ARG, 0, 0])
+    }
+    /// `VCPUOP_register_runstate_memory_area` for `vcpu` at guest address `addr`, by vCPU `by`.
+    pub fn register_runstate(&self, hv: &Hypervisor, by: usize, vcpu: u32, addr: u64) -> i64 {
+        self.put(hv, ARG, &VcpuRegisterRunstateMemoryArea { addr });
+        let op = xen_abi::vcpuop::VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA as u64;
+        self.ret_as(hv, by, xen_abi::hypercall::VCPU_OP, [op, vcpu as u64, ARG, 0, 0])
+    }
+    pub fn vm_assist(&self, hv: &Hypervisor, cmd: u32, ty: u32) -> i64 {
+        self.ret(hv, xen_abi::hypercall::VM_ASSIST, [cmd as u64, ty as u64, 0, 0, 0])
+    }
+    pub fn platform_op(&self, hv: &Hypervisor, op: &XenPlatformOp) -> i64 {
+        self.put(hv, ARG, op);
+        self.ret(hv, xen_abi::hypercall::PLATFORM_OP, [ARG, 0, 0, 0, 0])
+    }
+
+    /// The domain's `shared_info` as the guest sees it.
+    pub fn shared_info(&self, hv: &Hypervisor) -> SharedInfo {
+        hv.mm.phys.read_obj(self.d.shared_info.addr())
+    }
+    /// vCPU `vcpu`'s `vcpu_info` as the guest sees it (`None` while it is the dummy).
+    pub fn vcpu_info(&self, hv: &Hypervisor, vcpu: u32) -> Option<VcpuInfo> {
+        self.d.evtchn.vcpu_info_addr(self.d.shared_info, vcpu).map(|a| hv.mm.phys.read_obj(a))
+    }
+    /// Upcalls raised so far for vCPU `vcpu`.
+    pub fn upcalls(&self, vcpu: usize) -> u64 {
+        self.d.vcpus[vcpu].upcalls.load(core::sync::atomic::Ordering::Relaxed)
+    }
+    /// The guest sets (or clears) a 2-level mask bit, atomically, as Linux does.
+    pub fn set_2l_mask(&self, hv: &Hypervisor, port: u32, masked: bool) {
+        let w = hv.mm.phys.atomic_u64(self.d.shared_info.addr() + 560 + 8 * (port / 64) as u64);
+        let bit = 1u64 << (port % 64);
+        if masked {
+            w.fetch_or(bit, core::sync::atomic::Ordering::SeqCst);
+        } else {
+            w.fetch_and(!bit, core::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    /// The guest clears a 2-level pending bit (acknowledges the event).
+    pub fn clear_2l_pending(&self, hv: &Hypervisor, port: u32) {
+        let w = hv.mm.phys.atomic_u64(self.d.shared_info.addr() + 48 + 8 * (port / 64) as u64);
+        w.fetch_and(!(1u64 << (port % 64)), core::sync::atomic::Ordering::SeqCst);
+    }
+    /// The guest handles an upcall on `vcpu` (2-level, as Linux's `xen_evtchn_do_upcall`):
+    /// clear `evtchn_upcall_pending`, take the selector, and return the pending unmasked ports
+    /// of the selected words, acknowledging them (clearing their pending bits).
+    pub fn consume_2l(&self, hv: &Hypervisor, vcpu: u32) -> alloc::vec::Vec<u32> {
+        use core::sync::atomic::Ordering::SeqCst;
+        let Some(a) = self.d.evtchn.vcpu_info_addr(self.d.shared_info, vcpu) else { return alloc::vec![] };
+        hv.mm.phys.atomic_u64(a).fetch_and(!0xff, SeqCst);
+        let sel = hv.mm.phys.atomic_u64(a + 8).swap(0, SeqCst);
+        let si = self.d.shared_info.addr();
+        let mut out = alloc::vec![];
+        for w in (0..64u32).filter(|w| sel & (1 << w) != 0) {
+            let pending = hv.mm.phys.atomic_u64(si + 48 + 8 * w as u64);
+            let mask = hv.mm.phys.atomic_u64(si + 560 + 8 * w as u64).load(SeqCst);
+            let ready = pending.load(SeqCst) & !mask;
+            pending.fetch_and(!ready, SeqCst);
+            out.extend((0..64).filter(|b| ready & (1 << b) != 0).map(|b| w * 64 + b));
+        }
+        out
+    }
+    /// Is `port` pending / masked (2-level bits or FIFO event word)?
+    pub fn port_bits(&self, hv: &Hypervisor, port: u32) -> (bool, bool) {
+        crate::evtchn::port_bits(&hv.mm, &*self.d, port)
+    }
+    /// Machine address of guest-physical `gpa` (RAM).
+    pub fn ram_addr(&self, gpa: u64) -> u64 {
+        self.ram.addr() + (gpa - (GUEST_RAM_GFN << 12))
+    }
+}
+
+/// The FIFO ABI as a guest sees it: its control blocks and event-array pages (guest-physical
+/// addresses in its RAM).
+pub struct FifoView<'a> {
+    pub g: &'a Guest,
+    /// Guest-physical address of each vCPU's control block.
+    pub control: alloc::vec::Vec<u64>,
+    /// Guest-physical address of each event-array page, in order.
+    pub array: alloc::vec::Vec<u64>,
+}
+
+impl FifoView<'_> {
+    pub fn word<'h>(&self, hv: &'h Hypervisor, port: u32) -> &'h core::sync::atomic::AtomicU32 {
+        let page = self.array[(port / 1024) as usize];
+        hv.mm.phys.atomic_u32(self.g.ram_addr(page) + 4 * (port % 1024) as u64)
+    }
+    pub fn control_block(&self, hv: &Hypervisor, vcpu: usize) -> EvtchnFifoControlBlock {
+        hv.mm.phys.read_obj(self.g.ram_addr(self.control[vcpu]))
+    }
+    /// Consume `vcpu`'s queues as Linux's FIFO upcall handler does: clear the upcall flag, then
+    /// for each ready queue (highest priority first) follow the links from its head, unlinking
+    /// each event and collecting (and acknowledging) those pending and not masked; the queue's
+    /// head is cleared and its ready bit dropped when it is empty.
+    pub fn consume(&self, hv: &Hypervisor, vcpu: usize) -> alloc::vec::Vec<u32> {
+        use core::sync::atomic::Ordering::SeqCst;
+        use xen_abi::evtchn::*;
+        if let Some(a) = self.g.d.evtchn.vcpu_info_addr(self.g.d.shared_info, vcpu as u32) {
+            hv.mm.phys.atomic_u64(a).fetch_and(!0xff, SeqCst);
+        }
+        let cb = self.g.ram_addr(self.control[vcpu]);
+        let ready = hv.mm.phys.atomic_u32(cb);
+        let mut out = alloc::vec![];
+        for prio in 0..EVTCHN_FIFO_MAX_QUEUES as u32 {
+            if ready.load(SeqCst) & (1 << prio) == 0 {
+                continue;
+            }
+            let head = hv.mm.phys.atomic_u32(cb + 8 + 4 * prio as u64);
+            let mut port = head.swap(0, SeqCst);
+            let mut n = 0;
+            while port != 0 && n < 200_000 {
+                let w = self.word(hv, port);
+                let old = w.fetch_and(!(1 << EVTCHN_FIFO_LINKED | EVTCHN_FIFO_LINK_MASK), SeqCst);
+                if old & (1 << EVTCHN_FIFO_PENDING) != 0 && old & (1 << EVTCHN_FIFO_MASKED) == 0 {
+                    w.fetch_and(!(1 << EVTCHN_FIFO_PENDING), SeqCst);
+                    out.push(port);
+                }
+                port = old & EVTCHN_FIFO_LINK_MASK;
+                n += 1;
+            }
+            ready.fetch_and(!(1 << prio), SeqCst);
+        }
+        out
     }
 }

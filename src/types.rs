@@ -52,12 +52,14 @@ impl Errno {
     pub const ENXIO: Errno = Errno(xen_abi::errno::ENXIO);
     pub const E2BIG: Errno = Errno(xen_abi::errno::E2BIG);
     pub const ESRCH: Errno = Errno(xen_abi::errno::ESRCH);
+    pub const EAGAIN: Errno = Errno(xen_abi::errno::EAGAIN);
     pub const ENOMEM: Errno = Errno(xen_abi::errno::ENOMEM);
     pub const EACCES: Errno = Errno(xen_abi::errno::EACCES);
     pub const EFAULT: Errno = Errno(xen_abi::errno::EFAULT);
     pub const EBUSY: Errno = Errno(xen_abi::errno::EBUSY);
     pub const EEXIST: Errno = Errno(xen_abi::errno::EEXIST);
     pub const EINVAL: Errno = Errno(xen_abi::errno::EINVAL);
+    pub const ENOSPC: Errno = Errno(xen_abi::errno::ENOSPC);
     pub const EDOM: Errno = Errno(xen_abi::errno::EDOM);
     pub const ENOSYS: Errno = Errno(xen_abi::errno::ENOSYS);
     pub const EILSEQ: Errno = Errno(xen_abi::errno::EILSEQ);

@@ -19,8 +19,9 @@
 //! or is refused (`DENIED`): the domain's shutdown flag is set before any vCPU is stopped and
 //! read under the target's lock.
 
-use crate::sync::{Mutex, rank};
+use crate::sync::{AtomicU64, Mutex, rank};
 use crate::sysreg::MPIDR_AFFINITY_MASK;
+use xen_abi::vcpuop::RUNSTATE_OFFLINE;
 
 /// Run state of a vCPU (see the module documentation).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -55,6 +56,47 @@ impl Refusal {
     }
 }
 
+/// A vCPU's runstate as Xen accounts it (`struct vcpu_runstate_info`: the state, when it was
+/// entered and the time spent in each, in nanoseconds of hypervisor system time), and where
+/// the guest asked for a copy (`VCPUOP_register_runstate_memory_area`). Kept up to date by
+/// `hypercall::vcpu::set_runstate`, which the arch layer calls when the vCPU starts, blocks,
+/// wakes or goes off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Runstate {
+    /// `RUNSTATE_*`.
+    pub state: u32,
+    pub entry_time: u64,
+    pub time: [u64; 4],
+    /// Guest virtual address of the registered area; 0: none.
+    pub area: u64,
+}
+
+impl Runstate {
+    /// Enter `state` at `now` (Xen's `vcpu_runstate_change`: the time since the last change is
+    /// charged to the old state, and the entry time moves only forward).
+    pub fn change(&mut self, state: u32, now: u64) {
+        if now > self.entry_time {
+            if let Some(t) = self.time.get_mut(self.state as usize) {
+                *t = t.wrapping_add(now - self.entry_time);
+            }
+            self.entry_time = now;
+        }
+        self.state = state;
+    }
+
+    /// The accounting as of `now` (Xen's `vcpu_runstate_get`: the current state's time runs
+    /// until now).
+    pub fn at(&self, now: u64) -> Runstate {
+        let mut r = *self;
+        if now > r.entry_time
+            && let Some(t) = r.time.get_mut(r.state as usize)
+        {
+            *t = t.wrapping_add(now - r.entry_time);
+        }
+        r
+    }
+}
+
 /// A virtual CPU.
 pub struct Vcpu {
     pub id: u32,
@@ -62,6 +104,10 @@ pub struct Vcpu {
     pub mpidr: u64,
     /// The physical CPU it is pinned to.
     pub pcpu: usize,
+    /// Event-channel upcalls raised for it (`Domain::raise_event_upcall`): a statistic.
+    pub upcalls: AtomicU64,
+    /// Its runstate accounting and registered runstate area.
+    pub runstate: Mutex<Runstate>,
     run: Mutex<RunState>,
 }
 
@@ -73,7 +119,14 @@ pub const fn vcpu_mpidr(id: u32) -> u64 {
 impl Vcpu {
     /// vCPU `id`, pinned to `pcpu`, off.
     pub fn new(id: u32, pcpu: usize) -> Vcpu {
-        Vcpu { id, mpidr: vcpu_mpidr(id), pcpu, run: Mutex::new(rank::VCPU_RUN, RunState::Off) }
+        Vcpu {
+            id,
+            mpidr: vcpu_mpidr(id),
+            pcpu,
+            upcalls: AtomicU64::new(0),
+            runstate: Mutex::new(rank::VCPU_RUNSTATE, Runstate { state: RUNSTATE_OFFLINE, ..Runstate::default() }),
+            run: Mutex::new(rank::VCPU_RUN, RunState::Off),
+        }
     }
 
     pub fn state(&self) -> RunState {
@@ -171,6 +224,20 @@ mod tests {
         let v = Vcpu::new(17, 3);
         assert!(v.has_affinity(0x8000_0101));
         assert!(!v.has_affinity(0x1_0000_0101));
+    }
+
+    #[test]
+    fn runstate_charges_the_old_state_and_only_moves_forward() {
+        use xen_abi::vcpuop::*;
+        let mut r = Runstate { state: RUNSTATE_OFFLINE, entry_time: 100, ..Runstate::default() };
+        r.change(RUNSTATE_RUNNING, 150);
+        assert_eq!((r.state, r.entry_time, r.time), (RUNSTATE_RUNNING, 150, [0, 0, 0, 50]));
+        r.change(RUNSTATE_BLOCKED, 140);
+        assert_eq!((r.state, r.entry_time, r.time), (RUNSTATE_BLOCKED, 150, [0, 0, 0, 50]), "time went back");
+        r.change(RUNSTATE_RUNNING, 175);
+        assert_eq!(r.time, [0, 0, 25, 50]);
+        assert_eq!(r.at(200).time, [25, 0, 25, 50], "a snapshot runs the current state until now");
+        assert_eq!(r.time, [0, 0, 25, 50]);
     }
 
     #[test]

@@ -76,8 +76,9 @@ pub fn decode(fid: u64, x1: u64, x2: u64, x3: u64) -> PsciCall {
 /// What the arch layer does after a PSCI call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PsciOutcome {
-    /// Return `x0` to the guest; if `kick` names a pCPU, make it look at its vCPU first.
-    Return { x0: i64, kick: Option<usize> },
+    /// Return `x0` to the guest; if `started` names a vCPU (`CPU_ON` succeeded), its pCPU
+    /// must be told to look at it.
+    Return { x0: i64, started: Option<u32> },
     /// Return these in x0..x3.
     Return4([u64; 4]),
     /// Block the vCPU until an interrupt is pending for it (as WFI), then return success.
@@ -91,7 +92,7 @@ pub enum PsciOutcome {
 /// Carry out PSCI call `fid` of vCPU `v` of `d`.
 pub fn call(d: &Domain, v: &Vcpu, fid: u64, x1: u64, x2: u64, x3: u64) -> PsciOutcome {
     use xen_abi::sched::{SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT};
-    let ret = |x0| PsciOutcome::Return { x0, kick: None };
+    let ret = |x0| PsciOutcome::Return { x0, started: None };
     match decode(fid, x1, x2, x3) {
         PsciCall::Return(x0) => ret(x0),
         PsciCall::Return4(r) => PsciOutcome::Return4(r),
@@ -106,7 +107,7 @@ pub fn call(d: &Domain, v: &Vcpu, fid: u64, x1: u64, x2: u64, x3: u64) -> PsciOu
         PsciCall::CpuOn { target, entry, context } => match d.vcpu_by_mpidr(target) {
             None => ret(PSCI_INVALID_PARAMETERS),
             Some(t) => match t.power_on(entry, context, || d.is_shutting_down()) {
-                Ok(()) => PsciOutcome::Return { x0: PSCI_SUCCESS, kick: Some(t.pcpu) },
+                Ok(()) => PsciOutcome::Return { x0: PSCI_SUCCESS, started: Some(t.id) },
                 Err(r) => ret(r.code()),
             },
         },

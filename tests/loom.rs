@@ -10,6 +10,7 @@
 
 use granite::audit::audit;
 use granite::domain::Domain;
+use granite::evtchn::{self, State};
 use granite::gic::regs::offsets::{GICD_CTLR, GICD_ICENABLER, GICD_IROUTER, GICD_ISENABLER};
 use granite::hv::Options;
 use granite::hypercall::memory::{add_to_physmap_one, remove_from_physmap_one};
@@ -299,6 +300,73 @@ fn injection_races_disable_enable_and_the_owners_list_registers() {
     });
 }
 
+// ---- event channels: send racing close, unmask, bind_vcpu and the peer's teardown ------------
+
+/// Domains 1 and 2 (domain 2 with `vcpus2` vCPUs), an interdomain channel between them:
+/// (d1, d2, d1's port, d2's port). The new local port of d1 was set pending on binding.
+fn evtchn_world(vcpus2: usize) -> (Arc<HostMachine>, Arc<Domain>, Arc<Domain>, u32, u32) {
+    let m = Arc::new(HostMachine::new(48, 40, Arc::new(NoTlb), Options::default()));
+    let d1 = m.hv.create_domain(m.hv.domain_config(1)).unwrap();
+    let mut cfg = m.hv.domain_config(2);
+    cfg.pcpus = (0..vcpus2).collect();
+    let d2 = m.hv.create_domain(cfg).unwrap();
+    let env = m.hv.evtchn_env();
+    let r = evtchn::alloc_unbound(&env, &*d2, true, 1).unwrap();
+    let l = evtchn::bind_interdomain(&env, &*d1, &*d2, r).unwrap();
+    (m, d1, d2, l, r)
+}
+
+fn port_state(d: &Domain, port: u32) -> Option<State> {
+    d.evtchn.snapshot().port(port).map(|c| c.state)
+}
+
+fn upcalls(d: &Domain, v: usize) -> u64 {
+    d.vcpus[v].upcalls.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[test]
+fn send_races_both_ends_closing() {
+    model("send/close/close", 20, || {
+        let (m, d1, d2, l, r) = evtchn_world(1);
+        let (m1, s1) = (m.clone(), d1.clone());
+        let sender = spawn(move || evtchn::send(&m1.hv.evtchn_env(), &*s1, l));
+        let (m2, c2) = (m.clone(), d2.clone());
+        let closer = spawn(move || evtchn::close(&m2.hv.evtchn_env(), &*c2, r));
+        let c1 = evtchn::close(&m.hv.evtchn_env(), &*d1, l);
+        let (s, c2) = (sender.join().unwrap(), closer.join().unwrap());
+        // Each close finds its port bound or already unbound by the other: both succeed.
+        assert_eq!((c1, c2), (Ok(()), Ok(())));
+        // The send came before d1's close (delivered, or dropped on a port d2 had unbound), or
+        // after it (the port was free).
+        assert!(s == Ok(()) || s == Err(granite::types::Errno::EINVAL), "{s:?}");
+        assert_eq!((port_state(&d1, l), port_state(&d2, r)), (None, None), "both free");
+        assert!(!evtchn::port_bits(&m.hv.mm, &*d2, r).0, "a freed port is not pending");
+        assert!(audit(&m.hv).is_clean());
+    });
+}
+
+#[test]
+fn send_races_close_of_its_own_port() {
+    model("send/close", 3, || {
+        let (m, d1, d2, l, r) = evtchn_world(1);
+        let (m1, s1) = (m.clone(), d1.clone());
+        let sender = spawn(move || evtchn::send(&m1.hv.evtchn_env(), &*s1, l));
+        let c = evtchn::close(&m.hv.evtchn_env(), &*d1, l);
+        let s = sender.join().unwrap();
+        assert_eq!(c, Ok(()));
+        assert_eq!(port_state(&d2, r), Some(State::Unbound { remote: 1 }));
+        // Before the close: delivered, and it stays pending on the now unbound port (as in
+        // Xen). After: the port was free.
+        let pending = evtchn::port_bits(&m.hv.mm, &*d2, r).0;
+        match s {
+            Ok(()) => assert!(pending, "a successful send is seen"),
+            Err(e) => assert!(e == granite::types::Errno::EINVAL && !pending, "{e:?}, pending {pending}"),
+        }
+        assert_eq!(upcalls(&d2, 0), pending as u64);
+        assert!(audit(&m.hv).is_clean());
+    });
+}
+
 #[test]
 fn retargeting_races_injection_and_the_old_target_going_offline() {
     model("vgic inject/retarget/offline", 50, || {
@@ -326,5 +394,55 @@ fn retargeting_races_injection_and_the_old_target_going_offline() {
         let mut loaded = Vec::new();
         assert_eq!(run_guest(&g, 0, &mut loaded), [40], "stuck on the offline vCPU: {:?}", g.list(1));
         assert!(g.check().is_empty(), "{:?}", g.check());
+    });
+}
+
+#[test]
+fn send_races_unmask_of_the_receiving_port() {
+    model("send/unmask", 3, || {
+        let (m, d1, d2, l, r) = evtchn_world(1);
+        // The guest masked its port.
+        let mask = m.hv.mm.phys.atomic_u64(d2.shared_info.addr() + 560);
+        mask.fetch_or(1 << r, std::sync::atomic::Ordering::SeqCst);
+        let (m1, s1) = (m.clone(), d1.clone());
+        let sender = spawn(move || evtchn::send(&m1.hv.evtchn_env(), &*s1, l));
+        let u = evtchn::unmask(&m.hv.evtchn_env(), &*d2, r);
+        assert_eq!((sender.join().unwrap(), u), (Ok(()), Ok(())));
+        // Whichever came first, the event is pending, unmasked, and signalled exactly once.
+        assert_eq!(evtchn::port_bits(&m.hv.mm, &*d2, r), (true, false));
+        assert_eq!(upcalls(&d2, 0), 1);
+        let sel = m.hv.mm.phys.atomic_u64(d2.shared_info.addr() + 8).load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(sel, 1, "the selector bit of word 0");
+    });
+}
+
+#[test]
+fn send_races_bind_vcpu_of_the_receiving_port() {
+    model("send/bind_vcpu", 3, || {
+        let (m, d1, d2, l, r) = evtchn_world(2);
+        let (m1, s1) = (m.clone(), d1.clone());
+        let sender = spawn(move || evtchn::send(&m1.hv.evtchn_env(), &*s1, l));
+        let b = evtchn::bind_vcpu(&*d2, r, 1);
+        assert_eq!((sender.join().unwrap(), b), (Ok(()), Ok(())));
+        // Signalled once, to the vCPU the port was bound to when the event came.
+        assert_eq!(upcalls(&d2, 0) + upcalls(&d2, 1), 1);
+        assert_eq!(d2.evtchn.snapshot().port(r).map(|c| c.notify), Some(1));
+        assert!(audit(&m.hv).is_clean());
+    });
+}
+
+#[test]
+fn send_races_the_receivers_teardown() {
+    model("send/teardown", 3, || {
+        let (m, d1, d2, l, _r) = evtchn_world(1);
+        let (m1, s1) = (m.clone(), d1.clone());
+        let sender = spawn(move || evtchn::send(&m1.hv.evtchn_env(), &*s1, l));
+        m.hv.destroy_domain(&d2);
+        // Delivered before the teardown reached the channel, or dropped on the unbound port.
+        assert_eq!(sender.join().unwrap(), Ok(()));
+        assert_eq!(port_state(&d1, l), Some(State::Unbound { remote: 2 }));
+        assert!(m.hv.domain_any_state(2).is_none(), "the receiver is gone entirely");
+        assert_eq!(m.hv.mm.audit.stale_gfn_frees.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert!(audit(&m.hv).is_clean());
     });
 }

@@ -37,7 +37,7 @@ fn test_kernel_image() -> Vec<u8> {
 }
 
 fn ret(x0: i64) -> PsciOutcome {
-    PsciOutcome::Return { x0, kick: None }
+    PsciOutcome::Return { x0, started: None }
 }
 
 #[test]
@@ -49,7 +49,7 @@ fn psci_cpu_on_off_and_affinity_info() {
     let on = |target: u64| vpsci::call(&d, v0, PSCI_CPU_ON_64 as u64, target, 0x4008_0000, 42);
     let info = |target: u64, level: u64| vpsci::call(&d, v0, PSCI_AFFINITY_INFO_64 as u64, target, level, 0);
     assert_eq!(info(1, 0), ret(1), "off");
-    assert_eq!(on(0x8000_0001), PsciOutcome::Return { x0: PSCI_SUCCESS, kick: Some(5) }, "MPIDR flags ignored");
+    assert_eq!(on(0x8000_0001), PsciOutcome::Return { x0: PSCI_SUCCESS, started: Some(1) }, "MPIDR flags ignored");
     assert_eq!(v1.state(), RunState::Pending { entry: 0x4008_0000, context: 42 });
     assert_eq!(info(1, 0), ret(2), "on pending");
     assert_eq!(on(1), ret(PSCI_ON_PENDING));

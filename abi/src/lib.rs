@@ -714,3 +714,425 @@ pub mod psci {
     pub const XEN_SMCCC_FUNCTION_COUNT: u32 = 3;
     pub const XEN_SMCCC_REVISION: (u32, u32) = (0, 1);
 }
+
+/// Event channels: `EVTCHNOP_*` sub-ops, `EVTCHNSTAT_*` states, VIRQs, and the constants of
+/// the two ABIs (2-level bitmaps in `shared_info`, FIFO event words and control blocks)
+/// (`public/event_channel.h`, `public/xen.h`).
+pub mod evtchn {
+    pub const EVTCHNOP_BIND_INTERDOMAIN: u32 = 0;
+    pub const EVTCHNOP_BIND_VIRQ: u32 = 1;
+    pub const EVTCHNOP_BIND_PIRQ: u32 = 2;
+    pub const EVTCHNOP_CLOSE: u32 = 3;
+    pub const EVTCHNOP_SEND: u32 = 4;
+    pub const EVTCHNOP_STATUS: u32 = 5;
+    pub const EVTCHNOP_ALLOC_UNBOUND: u32 = 6;
+    pub const EVTCHNOP_BIND_IPI: u32 = 7;
+    pub const EVTCHNOP_BIND_VCPU: u32 = 8;
+    pub const EVTCHNOP_UNMASK: u32 = 9;
+    pub const EVTCHNOP_RESET: u32 = 10;
+    pub const EVTCHNOP_INIT_CONTROL: u32 = 11;
+    pub const EVTCHNOP_EXPAND_ARRAY: u32 = 12;
+    pub const EVTCHNOP_SET_PRIORITY: u32 = 13;
+    /// The continuation of a preempted `EVTCHNOP_reset` (Xen-internal, but a guest may issue it).
+    pub const EVTCHNOP_RESET_CONT: u32 = 14;
+
+    pub const EVTCHNSTAT_CLOSED: u32 = 0;
+    pub const EVTCHNSTAT_UNBOUND: u32 = 1;
+    pub const EVTCHNSTAT_INTERDOMAIN: u32 = 2;
+    pub const EVTCHNSTAT_PIRQ: u32 = 3;
+    pub const EVTCHNSTAT_VIRQ: u32 = 4;
+    pub const EVTCHNSTAT_IPI: u32 = 5;
+
+    /// `BIND_PIRQ__WILL_SHARE`.
+    pub const BIND_PIRQ_WILL_SHARE: u32 = 1;
+
+    // VIRQs (`VIRQ_*`). "V" ones are per vCPU, the others global (bound on vCPU 0 and delivered
+    // to the port's notify vCPU); on Arm the arch VIRQs are global too.
+    pub const VIRQ_TIMER: u32 = 0;
+    pub const VIRQ_DEBUG: u32 = 1;
+    pub const VIRQ_CONSOLE: u32 = 2;
+    pub const VIRQ_DOM_EXC: u32 = 3;
+    pub const VIRQ_TBUF: u32 = 4;
+    pub const VIRQ_DEBUGGER: u32 = 6;
+    pub const VIRQ_XENOPROF: u32 = 7;
+    pub const VIRQ_CON_RING: u32 = 8;
+    pub const VIRQ_PCPU_STATE: u32 = 9;
+    pub const VIRQ_MEM_EVENT: u32 = 10;
+    pub const VIRQ_ARGO: u32 = 11;
+    pub const VIRQ_ENOMEM: u32 = 12;
+    pub const VIRQ_XENPMU: u32 = 13;
+    pub const VIRQ_ARCH_0: u32 = 16;
+    pub const VIRQ_ARCH_7: u32 = 23;
+    /// `NR_VIRQS`.
+    pub const NR_VIRQS: u32 = 24;
+
+    /// Is `virq` global (Xen's `virq_is_global`; Arm's `arch_virq_is_global` is always true)?
+    pub const fn virq_is_global(virq: u32) -> bool {
+        !matches!(virq, VIRQ_TIMER | VIRQ_DEBUG | VIRQ_XENOPROF | VIRQ_XENPMU)
+    }
+
+    /// 2-level ABI: `xen_ulong_t` is 64 bits on arm64, so 64 × 64 ports.
+    pub const EVTCHN_2L_NR_CHANNELS: u32 = 64 * 64;
+
+    pub const EVTCHN_FIFO_PRIORITY_MAX: u32 = 0;
+    pub const EVTCHN_FIFO_PRIORITY_DEFAULT: u32 = 7;
+    pub const EVTCHN_FIFO_PRIORITY_MIN: u32 = 15;
+    pub const EVTCHN_FIFO_MAX_QUEUES: usize = EVTCHN_FIFO_PRIORITY_MIN as usize + 1;
+    /// Bits of a FIFO event word (`event_word_t`).
+    pub const EVTCHN_FIFO_PENDING: u32 = 31;
+    pub const EVTCHN_FIFO_MASKED: u32 = 30;
+    pub const EVTCHN_FIFO_LINKED: u32 = 29;
+    pub const EVTCHN_FIFO_BUSY: u32 = 28;
+    pub const EVTCHN_FIFO_LINK_BITS: u32 = 17;
+    pub const EVTCHN_FIFO_LINK_MASK: u32 = (1 << EVTCHN_FIFO_LINK_BITS) - 1;
+    pub const EVTCHN_FIFO_NR_CHANNELS: u32 = 1 << EVTCHN_FIFO_LINK_BITS;
+}
+
+/// `struct evtchn_alloc_unbound`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvtchnAllocUnbound {
+    pub dom: DomId,
+    pub remote_dom: DomId,
+    pub port: u32,
+}
+const_assert_eq!(size_of::<EvtchnAllocUnbound>(), 8);
+const_assert_eq!(offset_of!(EvtchnAllocUnbound, remote_dom), 2);
+const_assert_eq!(offset_of!(EvtchnAllocUnbound, port), 4);
+
+/// `struct evtchn_bind_interdomain`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvtchnBindInterdomain {
+    pub remote_dom: DomId,
+    pub _pad: u16,
+    pub remote_port: u32,
+    pub local_port: u32,
+}
+const_assert_eq!(size_of::<EvtchnBindInterdomain>(), 12);
+const_assert_eq!(offset_of!(EvtchnBindInterdomain, remote_port), 4);
+const_assert_eq!(offset_of!(EvtchnBindInterdomain, local_port), 8);
+
+/// `struct evtchn_bind_virq`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvtchnBindVirq {
+    pub virq: u32,
+    pub vcpu: u32,
+    pub port: u32,
+}
+const_assert_eq!(size_of::<EvtchnBindVirq>(), 12);
+const_assert_eq!(offset_of!(EvtchnBindVirq, vcpu), 4);
+const_assert_eq!(offset_of!(EvtchnBindVirq, port), 8);
+
+/// `struct evtchn_bind_pirq`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvtchnBindPirq {
+    pub pirq: u32,
+    pub flags: u32,
+    pub port: u32,
+}
+const_assert_eq!(size_of::<EvtchnBindPirq>(), 12);
+const_assert_eq!(offset_of!(EvtchnBindPirq, port), 8);
+
+/// `struct evtchn_bind_ipi`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvtchnBindIpi {
+    pub vcpu: u32,
+    pub port: u32,
+}
+const_assert_eq!(size_of::<EvtchnBindIpi>(), 8);
+const_assert_eq!(offset_of!(EvtchnBindIpi, port), 4);
+
+/// `struct evtchn_close`, `struct evtchn_send` and `struct evtchn_unmask`: a port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvtchnPort {
+    pub port: u32,
+}
+const_assert_eq!(size_of::<EvtchnPort>(), 4);
+pub type EvtchnClose = EvtchnPort;
+pub type EvtchnSend = EvtchnPort;
+pub type EvtchnUnmask = EvtchnPort;
+
+/// `struct evtchn_status`. The union `u` is kept as two words: `unbound.dom` and
+/// `interdomain.dom` are the low 16 bits of `u[0]`, `interdomain.port` is `u[1]`, `pirq` and
+/// `virq` are `u[0]`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvtchnStatus {
+    pub dom: DomId,
+    pub _pad: u16,
+    pub port: u32,
+    pub status: u32,
+    pub vcpu: u32,
+    pub u: [u32; 2],
+}
+const_assert_eq!(size_of::<EvtchnStatus>(), 24);
+const_assert_eq!(offset_of!(EvtchnStatus, port), 4);
+const_assert_eq!(offset_of!(EvtchnStatus, status), 8);
+const_assert_eq!(offset_of!(EvtchnStatus, vcpu), 12);
+const_assert_eq!(offset_of!(EvtchnStatus, u), 16);
+
+impl EvtchnStatus {
+    /// `u.unbound.dom` / `u.interdomain.dom`.
+    pub fn remote_dom(&self) -> DomId {
+        self.u[0] as u16
+    }
+    pub fn set_remote_dom(&mut self, dom: DomId) {
+        self.u[0] = (self.u[0] & 0xFFFF_0000) | dom as u32;
+    }
+}
+
+/// `struct evtchn_bind_vcpu`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvtchnBindVcpu {
+    pub port: u32,
+    pub vcpu: u32,
+}
+const_assert_eq!(size_of::<EvtchnBindVcpu>(), 8);
+
+/// `struct evtchn_reset`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvtchnReset {
+    pub dom: DomId,
+}
+const_assert_eq!(size_of::<EvtchnReset>(), 2);
+
+/// `struct evtchn_init_control`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvtchnInitControl {
+    pub control_gfn: u64,
+    pub offset: u32,
+    pub vcpu: u32,
+    pub link_bits: u8,
+    pub _pad: [u8; 7],
+}
+const_assert_eq!(size_of::<EvtchnInitControl>(), 24);
+const_assert_eq!(offset_of!(EvtchnInitControl, offset), 8);
+const_assert_eq!(offset_of!(EvtchnInitControl, vcpu), 12);
+const_assert_eq!(offset_of!(EvtchnInitControl, link_bits), 16);
+
+/// `struct evtchn_expand_array`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvtchnExpandArray {
+    pub array_gfn: u64,
+}
+const_assert_eq!(size_of::<EvtchnExpandArray>(), 8);
+
+/// `struct evtchn_set_priority`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvtchnSetPriority {
+    pub port: u32,
+    pub priority: u32,
+}
+const_assert_eq!(size_of::<EvtchnSetPriority>(), 8);
+
+/// `struct evtchn_fifo_control_block`: per vCPU, in a guest page.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvtchnFifoControlBlock {
+    pub ready: u32,
+    pub _rsvd: u32,
+    pub head: [u32; evtchn::EVTCHN_FIFO_MAX_QUEUES],
+}
+const_assert_eq!(size_of::<EvtchnFifoControlBlock>(), 72);
+const_assert_eq!(offset_of!(EvtchnFifoControlBlock, head), 8);
+
+/// `struct vcpu_time_info` (32 bytes). Xen 4.17 on Arm never writes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuTimeInfo {
+    pub version: u32,
+    pub pad0: u32,
+    pub tsc_timestamp: u64,
+    pub system_time: u64,
+    pub tsc_to_system_mul: u32,
+    pub tsc_shift: i8,
+    pub flags: u8,
+    pub pad1: [u8; 2],
+}
+const_assert_eq!(size_of::<VcpuTimeInfo>(), 32);
+const_assert_eq!(offset_of!(VcpuTimeInfo, tsc_timestamp), 8);
+const_assert_eq!(offset_of!(VcpuTimeInfo, system_time), 16);
+const_assert_eq!(offset_of!(VcpuTimeInfo, tsc_to_system_mul), 24);
+const_assert_eq!(offset_of!(VcpuTimeInfo, tsc_shift), 28);
+const_assert_eq!(offset_of!(VcpuTimeInfo, flags), 29);
+
+/// `struct vcpu_info` on arm64 (48 bytes): no `evtchn_upcall_mask` (x86 only), an empty
+/// `arch_vcpu_info`. The six bytes after `pad0` are the C compiler's padding, named here.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuInfo {
+    pub evtchn_upcall_pending: u8,
+    pub pad0: u8,
+    pub _pad1: [u8; 6],
+    pub evtchn_pending_sel: u64,
+    pub time: VcpuTimeInfo,
+}
+const_assert_eq!(size_of::<VcpuInfo>(), 48);
+const_assert_eq!(core::mem::align_of::<VcpuInfo>(), 8);
+const_assert_eq!(offset_of!(VcpuInfo, evtchn_pending_sel), 8);
+const_assert_eq!(offset_of!(VcpuInfo, time), 16);
+
+/// `XEN_LEGACY_MAX_VCPUS` on Arm: only vCPU 0 has a `vcpu_info` in `shared_info`.
+pub const XEN_LEGACY_MAX_VCPUS: usize = 1;
+
+/// `struct shared_info` on arm64 (1088 bytes; `arch_shared_info` is empty).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedInfo {
+    pub vcpu_info: [VcpuInfo; XEN_LEGACY_MAX_VCPUS],
+    pub evtchn_pending: [u64; 64],
+    pub evtchn_mask: [u64; 64],
+    pub wc_version: u32,
+    pub wc_sec: u32,
+    pub wc_nsec: u32,
+    pub wc_sec_hi: u32,
+}
+const_assert_eq!(size_of::<SharedInfo>(), 1088);
+const_assert_eq!(offset_of!(SharedInfo, evtchn_pending), 48);
+const_assert_eq!(offset_of!(SharedInfo, evtchn_mask), 560);
+const_assert_eq!(offset_of!(SharedInfo, wc_version), 1072);
+const_assert_eq!(offset_of!(SharedInfo, wc_sec), 1076);
+const_assert_eq!(offset_of!(SharedInfo, wc_nsec), 1080);
+const_assert_eq!(offset_of!(SharedInfo, wc_sec_hi), 1084);
+
+impl Default for SharedInfo {
+    fn default() -> Self {
+        SharedInfo {
+            vcpu_info: [VcpuInfo::default(); XEN_LEGACY_MAX_VCPUS],
+            evtchn_pending: [0; 64],
+            evtchn_mask: [0; 64],
+            wc_version: 0,
+            wc_sec: 0,
+            wc_nsec: 0,
+            wc_sec_hi: 0,
+        }
+    }
+}
+
+/// `vcpu_op` sub-ops and run states (`public/vcpu.h`).
+pub mod vcpuop {
+    pub const VCPUOP_INITIALISE: u32 = 0;
+    pub const VCPUOP_UP: u32 = 1;
+    pub const VCPUOP_DOWN: u32 = 2;
+    pub const VCPUOP_IS_UP: u32 = 3;
+    pub const VCPUOP_GET_RUNSTATE_INFO: u32 = 4;
+    pub const VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA: u32 = 5;
+    pub const VCPUOP_SET_PERIODIC_TIMER: u32 = 6;
+    pub const VCPUOP_STOP_PERIODIC_TIMER: u32 = 7;
+    pub const VCPUOP_SET_SINGLESHOT_TIMER: u32 = 8;
+    pub const VCPUOP_STOP_SINGLESHOT_TIMER: u32 = 9;
+    pub const VCPUOP_REGISTER_VCPU_INFO: u32 = 10;
+    pub const VCPUOP_SEND_NMI: u32 = 11;
+    pub const VCPUOP_GET_PHYSID: u32 = 12;
+    pub const VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA: u32 = 13;
+
+    pub const RUNSTATE_RUNNING: u32 = 0;
+    pub const RUNSTATE_RUNNABLE: u32 = 1;
+    pub const RUNSTATE_BLOCKED: u32 = 2;
+    pub const RUNSTATE_OFFLINE: u32 = 3;
+    /// Set in `state_entry_time` while the hypervisor updates a runstate area (with
+    /// `VMASST_TYPE_runstate_update_flag`).
+    pub const XEN_RUNSTATE_UPDATE: u64 = 1 << 63;
+}
+
+/// `vm_assist` commands and types (`public/xen.h`).
+pub mod vmassist {
+    pub const VMASST_CMD_ENABLE: u32 = 0;
+    pub const VMASST_CMD_DISABLE: u32 = 1;
+    pub const VMASST_TYPE_RUNSTATE_UPDATE_FLAG: u32 = 5;
+}
+
+/// `struct vcpu_runstate_info` (48 bytes; four bytes of C padding after `state`, named here).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuRunstateInfo {
+    pub state: i32,
+    pub _pad: u32,
+    pub state_entry_time: u64,
+    pub time: [u64; 4],
+}
+const_assert_eq!(size_of::<VcpuRunstateInfo>(), 48);
+const_assert_eq!(offset_of!(VcpuRunstateInfo, state_entry_time), 8);
+const_assert_eq!(offset_of!(VcpuRunstateInfo, time), 16);
+
+/// `struct vcpu_register_runstate_memory_area`: a guest virtual address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuRegisterRunstateMemoryArea {
+    pub addr: u64,
+}
+const_assert_eq!(size_of::<VcpuRegisterRunstateMemoryArea>(), 8);
+
+/// `struct vcpu_register_vcpu_info`: the `vcpu_info` at `offset` in guest frame `mfn` (a GFN).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuRegisterVcpuInfo {
+    pub mfn: u64,
+    pub offset: u32,
+    pub rsvd: u32,
+}
+const_assert_eq!(size_of::<VcpuRegisterVcpuInfo>(), 16);
+const_assert_eq!(offset_of!(VcpuRegisterVcpuInfo, offset), 8);
+const_assert_eq!(offset_of!(VcpuRegisterVcpuInfo, rsvd), 12);
+
+/// `platform_op` commands (`public/platform.h`); Xen 4.17 on Arm implements `settime64` only.
+pub mod platform {
+    pub const XENPF_INTERFACE_VERSION: u32 = 0x0300_0001;
+    pub const XENPF_SETTIME32: u32 = 17;
+    pub const XENPF_SETTIME64: u32 = 62;
+}
+
+/// `struct xenpf_settime64`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenpfSettime64 {
+    pub secs: u64,
+    pub nsecs: u32,
+    pub mbz: u32,
+    pub system_time: u64,
+}
+const_assert_eq!(size_of::<XenpfSettime64>(), 24);
+const_assert_eq!(offset_of!(XenpfSettime64, nsecs), 8);
+const_assert_eq!(offset_of!(XenpfSettime64, mbz), 12);
+const_assert_eq!(offset_of!(XenpfSettime64, system_time), 16);
+
+/// `struct xen_platform_op` (136 bytes): the union `u` is 128 bytes, 8-aligned.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenPlatformOp {
+    pub cmd: u32,
+    pub interface_version: u32,
+    pub u: [u64; 16],
+}
+const_assert_eq!(size_of::<XenPlatformOp>(), 136);
+const_assert_eq!(offset_of!(XenPlatformOp, u), 8);
+
+impl XenPlatformOp {
+    /// The union as `settime64`.
+    pub fn settime64(&self) -> XenpfSettime64 {
+        XenpfSettime64 {
+            secs: self.u[0],
+            nsecs: self.u[1] as u32,
+            mbz: (self.u[1] >> 32) as u32,
+            system_time: self.u[2],
+        }
+    }
+    /// A `settime64` operation.
+    pub fn new_settime64(s: XenpfSettime64) -> Self {
+        let mut u = [0u64; 16];
+        u[0] = s.secs;
+        u[1] = s.nsecs as u64 | (s.mbz as u64) << 32;
+        u[2] = s.system_time;
+        XenPlatformOp { cmd: platform::XENPF_SETTIME64, interface_version: platform::XENPF_INTERFACE_VERSION, u }
+    }
+}

@@ -1,8 +1,11 @@
 //! libFuzzer target: the portable hypercall layer on a simulated machine with three domains
-//! (privileged dom0, domUs 1 and 2). The input is decoded into a sequence of hypercalls —
-//! valid, nearly valid and garbage — with arguments placed in the caller's memory or pointing
-//! anywhere, grant entries written by the "guests" themselves, and domain teardowns. After
-//! every call the audit must be clean; at the end every page must be back in the allocator.
+//! (privileged dom0, domUs 1 and 2, two vCPUs each). The input is decoded into a sequence of
+//! hypercalls — valid, nearly valid and garbage — with arguments placed in the caller's memory
+//! or pointing anywhere, grant entries, event words, control blocks and `shared_info` bits
+//! written by the "guests" themselves, VIRQs and run-state changes raised by the hypervisor,
+//! and domain teardowns. Memory, grant, event-channel (2-level and FIFO), vcpu_op, vm_assist
+//! and platform_op calls are all in the mix. After every call the audit must be clean; at the
+//! end every page must be back in the allocator.
 //!
 //!     scripts/fuzz-host.sh [seconds]     (cargo +nightly fuzz run hypercalls)
 #![no_main]
@@ -15,6 +18,7 @@ use granite::testing::{GUEST_GNTTAB_GFN, GUEST_RAM_GFN, Guest, HostMachine};
 use granite::tlb::NoTlb;
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
+use xen_abi::evtchn::*;
 use xen_abi::gnttab::*;
 use xen_abi::memory::*;
 use xen_abi::*;
@@ -91,8 +95,11 @@ impl World {
         }
     }
     fn call(&self, who: usize, op: u64, args: [u64; 5]) {
+        self.call_as(who, 0, op, args)
+    }
+    fn call_as(&self, who: usize, vcpu: usize, op: u64, args: [u64; 5]) {
         let Some(g) = &self.guests[who] else { return };
-            let c = Call::new(self.hv(), &g.d, 0, &IdentityVa);
+        let c = Call::new(self.hv(), &g.d, vcpu, &IdentityVa);
         let mut a = args;
         for _ in 0..10_000 {
             match hypercall::hypercall(&c, op, &mut a) {
@@ -112,7 +119,7 @@ impl World {
         if self.guests[who].is_none() {
             return;
         }
-        match b.u8() % 11 {
+        match b.u8() % 16 {
             0 => {
                 let space = match b.u8() % 8 {
                     7 => b.u8() as u32,
@@ -218,18 +225,62 @@ impl World {
                 self.hv().destroy_domain(&g.d);
                 drop(g);
                 if self.hv().domain_any_state(who as u16).is_none() && b.u8() % 2 == 0 {
-                    self.guests[who] = Some(Guest::new(self.hv(), who as u16, 4));
+                    self.guests[who] = Some(Guest::with_vcpus(self.hv(), who as u16, 4, 2));
                 }
             }
             9 => {
                 let op = match b.u8() % 4 {
                     0 => b.u64(),
                     1 => b.u8() as u64 % 70,
-                    _ => [hypercall::XEN_MAJOR, 12, 17, 18, 20, 29, 63][b.u8() as usize % 7],
+                    _ => [hypercall::XEN_MAJOR, 7, 12, 17, 18, 20, 21, 24, 29, 32, 63][b.u8() as usize % 11],
                 };
                 let args = [b.num(64), Self::ptr(b), b.num(4), Self::ptr(b), b.u64()];
                 // SCHEDOP_shutdown only asks the arch layer to stop the domain: harmless here.
                 self.call(who, op, args);
+            }
+            10 | 11 => self.evtchn_op(b, who),
+            12 => {
+                // vcpu_op: register a vcpu_info or a runstate area, or anything else.
+                let cmd = match b.u8() % 4 {
+                    0 | 1 => xen_abi::vcpuop::VCPUOP_REGISTER_VCPU_INFO as u64,
+                    2 => xen_abi::vcpuop::VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA as u64,
+                    _ => b.u64(),
+                };
+                let (gfn, offset) = (Self::page_gfn(b), b.num(4100) as u32);
+                self.put(who, &VcpuRegisterVcpuInfo { mfn: gfn, offset, rsvd: 0 });
+                let by = b.u8() as usize % 2;
+                self.call_as(who, by, xen_abi::hypercall::VCPU_OP, [cmd, b.num(3), Self::ptr(b), 0, 0]);
+            }
+            13 => self.scribble(b, who),
+            14 => {
+                // The hypervisor's side: VIRQs, run-state changes, settime, vm_assist.
+                let g = self.guests[who].as_ref().unwrap();
+                match b.u8() % 5 {
+                    0 => self.hv().send_virq(&g.d, b.num(26) as u32, b.num(3) as u32),
+                    1 => self.hv().send_global_virq(b.num(26) as u32),
+                    2 => {
+                        let v = &g.d.vcpus[b.u8() as usize % 2];
+                        let st = b.num(5) as u32;
+                        granite::hypercall::vcpu::set_runstate(self.hv(), &g.d, v, st, &IdentityVa);
+                    }
+                    3 => {
+                        let mut op = XenPlatformOp::new_settime64(XenpfSettime64 {
+                            secs: b.u64(),
+                            nsecs: b.num(2_000_000_000) as u32,
+                            mbz: b.num(2) as u32,
+                            system_time: b.u64(),
+                        });
+                        if b.u8() % 8 == 0 {
+                            op.cmd = b.u8() as u32;
+                        }
+                        if b.u8() % 8 == 0 {
+                            op.interface_version = b.u8() as u32;
+                        }
+                        self.put(who, &op);
+                        self.call(who, xen_abi::hypercall::PLATFORM_OP, [Self::ptr(b), 0, 0, 0, 0]);
+                    }
+                    _ => self.call(who, xen_abi::hypercall::VM_ASSIST, [b.num(3), b.num(8), 0, 0, 0]),
+                }
             }
             _ => {
                 self.put(
@@ -248,6 +299,81 @@ impl World {
     }
 }
 
+impl World {
+    /// A guest frame for vcpu_info, FIFO control blocks and event arrays: usually a RAM page
+    /// past the argument pages, sometimes a grant frame, shared_info if mapped, or garbage.
+    fn page_gfn(b: &mut Bytes) -> u64 {
+        match b.u8() % 6 {
+            0..=3 => GUEST_RAM_GFN + 4 + b.u8() as u64 % 12,
+            4 => GUEST_GNTTAB_GFN + b.u8() as u64 % 4,
+            _ => b.gfn(),
+        }
+    }
+    fn port(b: &mut Bytes) -> u32 {
+        match b.u8() % 8 {
+            0..=5 => b.u8() as u32 % 12,
+            6 => 1000 + b.u8() as u32 % 40,
+            _ => b.u64() as u32,
+        }
+    }
+
+    /// One event-channel op with nearly-valid arguments.
+    fn evtchn_op(&self, b: &mut Bytes, who: usize) {
+        let cmd = match b.u8() % 16 {
+            15 => b.u64(),
+            c => c as u64 % 15,
+        };
+        let port = Self::port(b);
+        let vcpu = b.num(3) as u32;
+        match cmd as u32 {
+            EVTCHNOP_BIND_INTERDOMAIN => self
+                .put(who, &EvtchnBindInterdomain { remote_dom: b.domid(), _pad: 0, remote_port: port, local_port: 0 }),
+            EVTCHNOP_BIND_VIRQ => self.put(who, &EvtchnBindVirq { virq: b.num(26) as u32, vcpu, port: 0 }),
+            EVTCHNOP_BIND_PIRQ => self.put(who, &EvtchnBindPirq { pirq: b.num(1100) as u32, flags: 0, port: 0 }),
+            EVTCHNOP_ALLOC_UNBOUND => {
+                self.put(who, &EvtchnAllocUnbound { dom: b.domid(), remote_dom: b.domid(), port: 0 })
+            }
+            EVTCHNOP_BIND_IPI => self.put(who, &EvtchnBindIpi { vcpu, port: 0 }),
+            EVTCHNOP_STATUS => self.put(who, &EvtchnStatus { dom: b.domid(), port, ..Default::default() }),
+            EVTCHNOP_BIND_VCPU => self.put(who, &EvtchnBindVcpu { port, vcpu }),
+            EVTCHNOP_RESET | EVTCHNOP_RESET_CONT => self.put(who, &EvtchnReset { dom: b.domid() }),
+            EVTCHNOP_INIT_CONTROL => {
+                let c = EvtchnInitControl {
+                    control_gfn: Self::page_gfn(b),
+                    offset: b.num(4100) as u32 & !(b.u8() as u32 % 2 * 4),
+                    vcpu,
+                    ..Default::default()
+                };
+                self.put(who, &c)
+            }
+            EVTCHNOP_EXPAND_ARRAY => self.put(who, &EvtchnExpandArray { array_gfn: Self::page_gfn(b) }),
+            EVTCHNOP_SET_PRIORITY => self.put(who, &EvtchnSetPriority { port, priority: b.num(17) as u32 }),
+            _ => self.put(who, &EvtchnPort { port }),
+        }
+        let by = b.u8() as usize % 2;
+        self.call_as(who, by, xen_abi::hypercall::EVENT_CHANNEL_OP, [cmd, Self::ptr(b), 0, 0, 0]);
+    }
+
+    /// The guest writes its own shared memory: a 2-level pending/mask word or selector, an
+    /// upcall flag, or any word of its RAM pages (event words, control blocks, vcpu_info).
+    fn scribble(&self, b: &mut Bytes, who: usize) {
+        let g = self.guests[who].as_ref().unwrap();
+        let hv = self.hv();
+        let v = match b.u8() % 4 {
+            0 => 0,
+            1 => u64::MAX,
+            _ => b.u64(),
+        };
+        if b.u8() % 2 == 0 {
+            let off = 8 * (b.u8() as u64 % 136);
+            hv.mm.phys.atomic_u64(g.d.shared_info.addr() + off).store(v, std::sync::atomic::Ordering::SeqCst);
+        } else {
+            let gpa = ((GUEST_RAM_GFN + 4 + b.u8() as u64 % 12) << 12) + 8 * (b.u16() as u64 % 512);
+            g.put(hv, gpa, &v);
+        }
+    }
+}
+
 fn hypercall_op() -> u64 {
     xen_abi::hypercall::MEMORY_OP
 }
@@ -258,7 +384,11 @@ fn grant_op() -> u64 {
 fuzz_target!(|data: &[u8]| {
     let m = HostMachine::new(2048, 40, Arc::new(NoTlb), Options { max_grant_frames: 6, ..Options::default() });
     let free0 = m.hv.mm.heap.free_frames();
-    let guests = [Some(Guest::new(&m.hv, 0, 4)), Some(Guest::new(&m.hv, 1, 4)), Some(Guest::new(&m.hv, 2, 4))];
+    let guests = [
+        Some(Guest::with_vcpus(&m.hv, 0, 4, 2)),
+        Some(Guest::with_vcpus(&m.hv, 1, 4, 2)),
+        Some(Guest::with_vcpus(&m.hv, 2, 4, 2)),
+    ];
     let mut w = World { m, guests, free0 };
     let mut b = Bytes(data);
     for _ in 0..64 {

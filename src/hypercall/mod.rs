@@ -3,11 +3,14 @@
 //! The arch layer turns the [`Outcome`] into x0, a re-executed `HVC` (continuation), or a
 //! domain shutdown.
 
+pub mod evtchn;
 pub mod grant;
 pub mod guest;
 pub mod hvm;
 pub mod memory;
+pub mod platform;
 pub mod reservation;
+pub mod vcpu;
 
 use crate::domain::Domain;
 use crate::hv::Hypervisor;
@@ -85,6 +88,10 @@ pub fn hypercall(c: &Call, op: u64, args: &mut [u64; 5]) -> Outcome {
         hc::SCHED_OP => sched_op(c, args[0], args[1]),
         hc::HVM_OP => hvm::hvm_op(c, args[0], args[1]),
         hc::PHYSDEV_OP => hvm::physdev_op(c, args[0]),
+        hc::EVENT_CHANNEL_OP => evtchn::event_channel_op(c, args),
+        hc::VCPU_OP => vcpu::vcpu_op(c, args),
+        hc::VM_ASSIST => vcpu::vm_assist(c, args[0], args[1]),
+        hc::PLATFORM_OP => platform::platform_op(c, args[0]),
         _ => Outcome::err(Errno::ENOSYS),
     };
     drop(_fence);

@@ -26,7 +26,7 @@
 use super::exceptions::{TrapFrame, TrapKind, enter_lower_el};
 use super::{gic, percpu, psci};
 use crate::domain::Domain;
-use crate::hypercall::{self, Call, GuestVa, Outcome};
+use crate::hypercall::{self, Call, GuestVa, Outcome, vcpu};
 use crate::lifecycle::{self, MachineAction, Shutdown};
 use crate::p2m::Access;
 use crate::sysreg::{SysregAccess, reg};
@@ -43,6 +43,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use log::{debug, info, warn};
 use xen_abi::XEN_HYPERCALL_TAG;
 use xen_abi::sched::*;
+use xen_abi::vcpuop::{RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 
 // ---- entering a vCPU ----------------------------------------------------------------------------
 
@@ -109,6 +110,9 @@ fn enter(d: &Domain, v: &Vcpu, entry: u64, x0: u64) -> ! {
     unsafe { asm!("msr vpidr_el2, {}", in(reg) midr, options(nomem, nostack, preserves_flags)) };
     VMPIDR_EL2.set((1 << 31) | v.mpidr);
     reset_el1();
+    // Running from now on (as on Xen, with the MMU off: a runstate area registered before a
+    // CPU_OFF is written at its address taken as physical).
+    vcpu::set_runstate(percpu::hv(), d, v, RUNSTATE_RUNNING, &AtVa);
     // This CPU may hold stale translations of the VMID from a previous user of it.
     // SAFETY: local TLB invalidation of the EL1&0 regime of the VMID just loaded.
     unsafe { asm!("tlbi vmalls12e1", "dsb nsh", "isb", options(nostack, preserves_flags)) };
@@ -338,6 +342,7 @@ fn dispatch(hv: &crate::hv::Hypervisor, cur: Option<(&Domain, &Vcpu)>, irq: gic:
 /// This CPU stops running vCPU `v` (it is off): its list registers go back to the model, its
 /// timer stops, SPIs routed elsewhere leave its list.
 fn stop_here(d: &Domain, v: &Vcpu) {
+    vcpu::set_runstate(percpu::hv(), d, v, RUNSTATE_OFFLINE, &AtVa);
     fold_lrs(d, v);
     CNTV_CTL_EL0.set(0);
     CNTHP_CTL_EL2.set(0);
@@ -415,15 +420,24 @@ fn block(d: &Domain, v: &Vcpu) {
     }
     fold_lrs(d, v);
     let hv = percpu::hv();
+    let mut blocked = false;
     loop {
         if d.vgic.has_deliverable(v.id as usize, gic::vpmr()) {
-            return;
+            break;
+        }
+        if !blocked {
+            // (Its EL1 registers are live: the runstate area's address translates.)
+            vcpu::set_runstate(hv, d, v, RUNSTATE_BLOCKED, &AtVa);
+            blocked = true;
         }
         check_stop(d, v);
         asm::wfi();
         while let Some(irq) = gic::ack() {
             dispatch(hv, Some((d, v)), irq);
         }
+    }
+    if blocked {
+        vcpu::set_runstate(hv, d, v, RUNSTATE_RUNNING, &AtVa);
     }
 }
 
@@ -588,9 +602,11 @@ fn hypercall(d: &'static Arc<Domain>, v: &'static Vcpu, f: &mut TrapFrame) {
 
 fn psci(d: &'static Arc<Domain>, v: &'static Vcpu, f: &mut TrapFrame) {
     match vpsci::call(d, v, f.x[0], f.x[1], f.x[2], f.x[3]) {
-        PsciOutcome::Return { x0, kick } => {
-            if let Some(p) = kick {
-                percpu::hv().hw.kick(p);
+        PsciOutcome::Return { x0, started } => {
+            if let Some(t) = started.and_then(|i| d.vcpus.get(i as usize)) {
+                let hv = percpu::hv();
+                vcpu::note_runstate(hv, t, RUNSTATE_RUNNABLE);
+                hv.hw.kick(t.pcpu);
             }
             f.x[0] = x0 as u64;
         }
