@@ -25,7 +25,9 @@
 #                  driver"); EXPECT= (empty) checks none
 #   TIMEOUT=secs   QEMU wall-clock limit (default 180)
 #   LOG=path       console log (default: target/logs/<hv>-linux-gic<GIC>.log, <hv> = xen for Xen)
-#   EXTRA_BIN=...  passed to scripts/linux-initramfs.sh (e.g. the xen-selftest program)
+#   EXTRA_BIN=...  passed to scripts/linux-initramfs.sh (default: target/linux/xen-selftest, built
+#                  by scripts/build-selftest.sh; /init runs it and folds its exit status in)
+#   SELFTEST=0     leave xen-selftest out (when EXTRA_BIN is unset)
 #   QEMU_EXTRA=... extra QEMU arguments
 #   SHELL_MODE=1   add granite.shell (init starts a shell instead of powering off) and attach the
 #                  console to this terminal, no timeout, no verdict (for humans; QEMU's -nographic
@@ -49,6 +51,10 @@ if [ -z "${KERNEL:-}" ]; then
         bash scripts/fetch-payloads.sh linux || { say "cannot fetch the Linux kernel" >&2; exit 2; }
     fi
     KERNEL=$(ls target/payloads/linux/boot/vmlinuz-*-arm64 | head -n1)
+fi
+if [ -z "${EXTRA_BIN+set}" ] && [ "${SELFTEST:-1}" != 0 ]; then
+    bash scripts/build-selftest.sh || { say "cannot build xen-selftest (SELFTEST=0 leaves it out)" >&2; exit 2; }
+    export EXTRA_BIN=target/linux/xen-selftest
 fi
 bash scripts/linux-initramfs.sh || { say "cannot build the initramfs" >&2; exit 2; }
 INITRD=target/linux/initramfs.cpio.gz
