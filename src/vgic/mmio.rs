@@ -156,6 +156,15 @@ impl Vgic {
                 let id_bits = if v3 { (self.cfg.id_bits as u64) << 19 } else { 0 };
                 Outcome::Done(if write { 0 } else { cpus | lines | id_bits })
             }
+            // GICv3.1's TYPER2 (no extended SPIs, no vSGIs), which Linux reads at boot; a
+            // reserved RAZ/WI word on earlier GICs.
+            GICD_TYPER2 => {
+                if word {
+                    Outcome::Done(0)
+                } else {
+                    Outcome::Abort
+                }
+            }
             GICD_IIDR if !word => Outcome::Abort,
             GICD_IIDR => Outcome::Done(if write {
                 0
