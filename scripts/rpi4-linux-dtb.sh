@@ -17,6 +17,8 @@
 #                                               there, as they must without Xen)
 #        BOOT=xen scripts/rpi4-linux-dtb.sh     and boots Debian's Xen 4.17 with that kernel and
 #                                               initramfs as dom0: passes on "RESULT: PASS"
+#        BOOT=granite scripts/rpi4-linux-dtb.sh the same with granite (target/images/granite.bin,
+#                                               or HV=path) instead of Xen
 # TIMEOUT (default 180 s) bounds the boot; logs: target/logs/rpi4-linux-<BOOT>.log.
 # QEMU cannot power the emulated Pi off (no PSCI on the board; Linux halts, Xen halts), so the
 # run is stopped once the RESULT line (or a panic) is out.
@@ -62,6 +64,11 @@ BOOT=${BOOT:-}
 [ -z "$BOOT" ] && exit 0
 
 kernel=$(ls target/payloads/linux/boot/vmlinuz-*-arm64 2>/dev/null | head -n1)
+# xen-selftest in the initramfs, as scripts/linux-dom0.sh does (EXTRA_BIN= or SELFTEST=0: not).
+if [ -z "${EXTRA_BIN+set}" ] && [ "${SELFTEST:-1}" != 0 ] && [ "$BOOT" != linux ]; then
+    bash scripts/build-selftest.sh || { say "cannot build xen-selftest" >&2; exit 2; }
+    export EXTRA_BIN=target/linux/xen-selftest
+fi
 bash scripts/linux-initramfs.sh || { say "cannot build the initramfs" >&2; exit 2; }
 initrd=target/linux/initramfs.cpio.gz
 TIMEOUT=${TIMEOUT:-180}
@@ -74,10 +81,15 @@ linux)
     cmd=(-M raspi4b -dtb "$out" -nographic -no-reboot -kernel "$kernel" -initrd "$initrd"
         -append "console=ttyAMA0 earlycon=pl011,mmio32,0xfe201000 rdinit=/init")
     ;;
-xen)
-    bash scripts/fetch-payloads.sh xen || { say "cannot fetch Xen 4.17" >&2; exit 2; }
+xen | granite)
+    if [ "$BOOT" = xen ]; then
+        bash scripts/fetch-payloads.sh xen || { say "cannot fetch Xen 4.17" >&2; exit 2; }
+        xen=target/payloads/xen/boot/xen-4.17-arm64
+    else
+        xen=${HV:-target/images/granite.bin}
+        [ -f "$xen" ] || { say "no $xen: run scripts/build.sh" >&2; exit 2; }
+    fi
     command -v python3 >/dev/null || { say "no python3 (scripts/install-deps.sh installs it)" >&2; exit 2; }
-    xen=target/payloads/xen/boot/xen-4.17-arm64
     xdtb=target/linux/bcm2711-rpi-4-b-qemu-xen.dtb
     kaddr=0x10000000 raddr=0x14000000
     # As in scripts/rpi4-test.sh: Xen takes dom0's kernel and initrd only from multiboot module
@@ -125,9 +137,15 @@ if missing:
 open(path, 'wb').write(blob)
 PY
         { say "device tree edit failed" >&2; exit 1; }
-    # dtuart=serial1: the Pi tree's alias for the PL011; QEMU's second -serial is what Xen uses.
-    cmd=(-M raspi4b -dtb "$xdtb" -display none -monitor none -no-reboot -serial null -serial "file:$LOG"
-        -kernel "$xen" -append "dom0_mem=256M console=dtuart dtuart=serial1 loglvl=info"
+    # Xen: dtuart=serial1, the Pi tree's alias for the mini UART, QEMU's second -serial. granite
+    # drives only PL011s: /chosen/stdout-path's, QEMU's first -serial.
+    if [ "$BOOT" = xen ]; then
+        serial=(-serial null -serial "file:$LOG") hv_args="dom0_mem=256M console=dtuart dtuart=serial1 loglvl=info"
+    else
+        serial=(-serial "file:$LOG" -serial null) hv_args="dom0_mem=256M loglvl=info"
+    fi
+    cmd=(-M raspi4b -dtb "$xdtb" -display none -monitor none -no-reboot "${serial[@]}"
+        -kernel "$xen" -append "$hv_args"
         -device "loader,file=$kernel,addr=$kaddr,force-raw=on" -device "loader,file=$initrd,addr=$raddr,force-raw=on")
     ;;
 *) say "BOOT must be linux or xen" >&2; exit 2 ;;
@@ -135,7 +153,7 @@ esac
 
 say "booting ($BOOT) on raspi4b, log $LOG"
 t0=$SECONDS
-if [ "$BOOT" = xen ]; then
+if [ "$BOOT" != linux ]; then
     timeout "$TIMEOUT" qemu-system-aarch64 "${cmd[@]}" </dev/null >/dev/null 2>&1 &
 else
     timeout "$TIMEOUT" qemu-system-aarch64 "${cmd[@]}" </dev/null >"$LOG" 2>&1 &
@@ -151,10 +169,10 @@ while kill -0 "$qpid" 2>/dev/null; do
 done
 wait "$qpid"
 wall=$((SECONDS - t0))
-tr -d '\r' <"$LOG" | grep -aE '\[linux-dom0\] (CHECK|insmod|RESULT)|Internal error|pc : |Kernel panic' | head -n 40
+tr -d '\r' <"$LOG" | grep -aE '\[linux-dom0\] (CHECK|insmod|RESULT)|\[xen-selftest\]|Internal error|pc : |Kernel panic' | head -n 40
 init_at=$(tr -d '\r' <"$LOG" | sed -n 's/^\[ *\([0-9.]*\)\] Run \/init as init process.*/\1/p' | head -n1)
 want='[linux-dom0] RESULT:'
-[ "$BOOT" = xen ] && want='[linux-dom0] RESULT: PASS'
+[ "$BOOT" != linux ] && want='[linux-dom0] RESULT: PASS'
 if grep -aqF "$want" "$LOG"; then
     say "PASS ($BOOT on raspi4b: init at ${init_at:-?} s guest time, ${wall} s wall)"
     exit 0

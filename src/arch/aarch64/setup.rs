@@ -272,9 +272,20 @@ pub fn boot(dtb_pa: u64, load: u64) -> ! {
     }
     super::smp::start_secondaries(&plat);
 
-    // Dom0: vCPU i pinned to CPU i.
-    let want = opts.dom0_max_vcpus.unwrap_or(1).max(1) as usize;
+    // Dom0: vCPU i pinned to CPU i. Without dom0_max_vcpus= it gets every online CPU, as on
+    // Xen, except those the boot-time domUs' vCPUs are pinned to (granite has no scheduler
+    // to share a CPU between vCPUs).
     let cpus = hv.sched.free_cpus();
+    let domu_vcpus: usize = plat
+        .modules
+        .iter()
+        .filter(|m| m.kind == ModuleKind::Kernel && m.region.base != k.region.base)
+        .map(|m| crate::domu::DomUOptions::parse(m.bootargs.unwrap_or("")).vcpus as usize)
+        .sum();
+    let want = match opts.dom0_max_vcpus {
+        Some(n) => n.max(1) as usize,
+        None => cpus.len().saturating_sub(domu_vcpus).max(1),
+    };
     if want > cpus.len() {
         warn!("dom0_max_vcpus={want} but {} CPUs are online: dom0 gets {} vCPUs (one per CPU)", cpus.len(), cpus.len());
     }
