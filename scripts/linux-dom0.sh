@@ -30,9 +30,9 @@
 #   SELFTEST=0     leave xen-selftest out (when EXTRA_BIN is unset)
 #   QEMU_EXTRA=... extra QEMU arguments
 #   SHELL_MODE=1   add granite.shell (init starts a shell instead of powering off) and attach the
-#                  console to this terminal, no timeout, no verdict (for humans; QEMU's -nographic
-#                  escape is Ctrl-a, so Xen's "Ctrl-a three times" input switch needs Ctrl-a a x3;
-#                  Ctrl-a x quits QEMU)
+#                  console to this terminal, no timeout, no verdict (for humans). QEMU's escape
+#                  character is moved to Ctrl-] so that Ctrl-a reaches the hypervisor (Ctrl-a
+#                  three times: input to the hypervisor's debug keys and back); Ctrl-] x quits QEMU
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -82,9 +82,9 @@ qemu_args=(
 )
 
 if [ "${SHELL_MODE:-0}" = 1 ]; then
-    say "$HV ($HV_CMDLINE) + dom0 $KERNEL ($LINUX_ARGS), interactive; Ctrl-a x quits QEMU"
+    say "$HV ($HV_CMDLINE) + dom0 $KERNEL ($LINUX_ARGS), interactive; Ctrl-] x quits QEMU"
     # shellcheck disable=SC2086 # QEMU_EXTRA is a list of arguments
-    exec qemu-system-aarch64 "${qemu_args[@]}" ${QEMU_EXTRA:-}
+    exec qemu-system-aarch64 "${qemu_args[@]}" -echr 0x1d ${QEMU_EXTRA:-}
 fi
 
 mkdir -p "$(dirname "$LOG")"

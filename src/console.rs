@@ -1,9 +1,12 @@
 //! The console as guests see it.
 //!
-//! **Output** (`CONSOLEIO_write`, [`GuestConsole`]): bytes are collected into lines and each
-//! complete line goes to the hypervisor's console ([`crate::hw::Hw::console_line`]), where the
-//! arch layer prints it with a `(dN) ` prefix. Control characters other than tab and carriage
-//! return are shown as `?`; a line longer than the buffer is cut into several.
+//! **Output** (`CONSOLEIO_write`, [`GuestConsole`]), as Xen does it: the hardware domain's
+//! bytes go out at once and as written (it may be an interactive shell: its prompt has no
+//! newline, its line editing uses escape sequences); other domains' bytes are collected into
+//! lines, control characters other than tab and carriage return shown as `?`, and each
+//! complete line is printed (a line longer than the buffer is cut into several). Either way
+//! the arch layer starts each line with a `(dN) ` prefix
+//! ([`crate::hw::Hw::console_write`]).
 //!
 //! **Input** ([`ConsoleInput`]), as Xen 4.17 does it: bytes received on the hypervisor's UART
 //! go to the domain that has the input focus (dom0 at boot) through a ring of
@@ -13,7 +16,9 @@
 //! keys are its debug keys); fewer Ctrl-As followed by another byte are delivered as typed.
 //! Boot-time domUs have no emulated UART, so unlike Xen's rotation the focus never goes to one.
 
+use crate::hw::Hw;
 use crate::sync::{Mutex, rank};
+use crate::types::DomId;
 
 /// Longest line kept before it is printed anyway.
 pub const LINE_MAX: usize = 1024;
@@ -21,29 +26,44 @@ pub const LINE_MAX: usize = 1024;
 struct Line {
     len: usize,
     buf: [u8; LINE_MAX],
+    /// Direct output: the next byte starts a line.
+    at_start: bool,
 }
 
+/// One domain's console output.
 pub struct GuestConsole {
+    dom: DomId,
+    /// Bytes go out as written (the hardware domain), not in sanitised lines.
+    direct: bool,
     line: Mutex<Line>,
 }
 
-impl Default for GuestConsole {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl GuestConsole {
-    pub fn new() -> GuestConsole {
-        GuestConsole { line: Mutex::new(rank::GUEST_CONSOLE, Line { len: 0, buf: [0; LINE_MAX] }) }
+    pub fn new(dom: DomId, direct: bool) -> GuestConsole {
+        GuestConsole {
+            dom,
+            direct,
+            line: Mutex::new(rank::GUEST_CONSOLE, Line { len: 0, buf: [0; LINE_MAX], at_start: true }),
+        }
     }
 
-    /// Add `bytes`; `out` receives every line they complete.
-    pub fn write(&self, bytes: &[u8], out: &mut dyn FnMut(&str)) {
+    /// Output `bytes`.
+    pub fn write(&self, bytes: &[u8], hw: &dyn Hw) {
         let mut l = self.line.lock();
+        if self.direct {
+            for piece in bytes.split_inclusive(|&b| b == b'\n') {
+                let (text, ends) = match piece.split_last() {
+                    Some((b'\n', text)) => (text, true),
+                    _ => (piece, false),
+                };
+                hw.console_write(self.dom, text, l.at_start, ends);
+                l.at_start = ends;
+            }
+            return;
+        }
         for &b in bytes {
             if b == b'\n' || l.len == LINE_MAX {
-                emit(&mut l, out);
+                self.emit(&mut l, hw);
             }
             if b != b'\n' {
                 let n = l.len;
@@ -53,12 +73,26 @@ impl GuestConsole {
         }
     }
 
-    /// Print what is left of an unfinished line (the domain is going away).
-    pub fn flush(&self, out: &mut dyn FnMut(&str)) {
+    /// End what is left of an unfinished line (the domain is going away).
+    pub fn flush(&self, hw: &dyn Hw) {
         let mut l = self.line.lock();
-        if l.len != 0 {
-            emit(&mut l, out);
+        if self.direct {
+            if !l.at_start {
+                hw.console_write(self.dom, b"", false, true);
+                l.at_start = true;
+            }
+        } else if l.len != 0 {
+            self.emit(&mut l, hw);
         }
+    }
+
+    fn emit(&self, l: &mut Line, hw: &dyn Hw) {
+        let mut text = &l.buf[..l.len];
+        while let Some((b'\r', rest)) = text.split_last() {
+            text = rest;
+        }
+        hw.console_write(self.dom, text, true, true);
+        l.len = 0;
     }
 }
 
@@ -208,34 +242,40 @@ impl Rx {
     }
 }
 
-fn emit(l: &mut Line, out: &mut dyn FnMut(&str)) {
-    // Only ASCII is stored, so the bytes are UTF-8.
-    let text = core::str::from_utf8(&l.buf[..l.len]).unwrap_or("").trim_end_matches('\r');
-    out(text);
-    l.len = 0;
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::testing::FakeHw;
+    use alloc::format;
     use alloc::string::{String, ToString};
     use alloc::vec::Vec;
 
-    fn run(c: &GuestConsole, b: &[u8]) -> Vec<String> {
-        let mut v = Vec::new();
-        c.write(b, &mut |l| v.push(l.to_string()));
-        v
+    fn run(hw: &FakeHw, c: &GuestConsole, b: &[u8]) -> Vec<String> {
+        c.write(b, hw);
+        hw.take_lines().into_iter().map(|(d, l)| format!("d{d}: {l}")).collect()
     }
 
     #[test]
-    fn lines_are_collected_and_sanitised() {
-        let c = GuestConsole::new();
-        assert!(run(&c, b"hel").is_empty());
-        assert_eq!(run(&c, b"lo\r\nwor\x1bld\n\n"), ["hello", "wor?ld", ""]);
-        assert_eq!(run(&c, &[b'x'; LINE_MAX + 3]).len(), 1, "a full buffer is printed");
-        let mut left = Vec::new();
-        c.flush(&mut |l| left.push(l.len()));
-        assert_eq!(left, [3]);
+    fn domu_lines_are_collected_and_sanitised() {
+        let hw = FakeHw::default();
+        let c = GuestConsole::new(3, false);
+        assert!(run(&hw, &c, b"hel").is_empty());
+        assert_eq!(run(&hw, &c, b"lo\r\nwor\x1bld\n\n"), ["d3: hello", "d3: wor?ld", "d3: "]);
+        assert_eq!(run(&hw, &c, &[b'x'; LINE_MAX + 3]).len(), 1, "a full buffer is printed");
+        c.flush(&hw);
+        assert_eq!(hw.take_lines(), [(3, "xxx".to_string())]);
+    }
+
+    #[test]
+    fn dom0_output_goes_out_at_once_and_as_written() {
+        let hw = FakeHw::default();
+        let c = GuestConsole::new(0, true);
+        c.write(b"~ # ", &hw);
+        assert_eq!(hw.partial_line(0), "~ # ", "a prompt without a newline is out");
+        assert_eq!(run(&hw, &c, b"ls\x1b[K\r\nbin\n"), ["d0: ~ # ls\x1b[K\r", "d0: bin"]);
+        c.write(b"half", &hw);
+        c.flush(&hw);
+        assert_eq!(hw.take_lines(), [(0, "half".to_string())]);
     }
 
     fn rx(c: &ConsoleInput, bytes: &[u8]) -> Vec<RxEvent> {

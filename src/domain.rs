@@ -94,7 +94,8 @@ impl Domain {
             p2m,
             grant,
             shared_info,
-            console: GuestConsole::new(),
+            // The hardware domain's console is direct, as on Xen (it may be a shell).
+            console: GuestConsole::new(cfg.id, cfg.privileged),
             counter_offset: cfg.counter_offset,
             vgic,
             evtchn_ppi: cfg.evtchn_ppi,

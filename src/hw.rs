@@ -10,8 +10,9 @@ pub trait Hw: Send + Sync {
     /// Make physical CPU `pcpu` look at the vCPU pinned to it (an SGI). Harmless if that CPU
     /// has nothing to see.
     fn kick(&self, pcpu: usize);
-    /// One complete line of domain `dom`'s console output (no newline).
-    fn console_line(&self, dom: DomId, line: &str);
+    /// A piece of domain `dom`'s console output (no newline in it): the arch layer prints
+    /// the `(dN) ` prefix first if it `starts` a line, and a newline after it if it `ends` one.
+    fn console_write(&self, dom: DomId, text: &[u8], starts: bool, ends: bool);
     /// The system counter (CNTPCT_EL0) and its frequency in Hz.
     fn counter(&self) -> u64;
     fn counter_hz(&self) -> u64;

@@ -68,7 +68,7 @@ pub fn reason_name(reason: u32) -> &'static str {
 
 /// vCPU `from` of `d` asks for a shutdown with `reason` (`SHUTDOWN_*`).
 pub fn shutdown(hv: &Hypervisor, d: &Domain, from: &Vcpu, reason: u32) -> Shutdown {
-    d.console.flush(&mut |line| hv.hw.console_line(d.id, line));
+    d.console.flush(&*hv.hw);
     if d.id == 0 {
         return Shutdown::Machine(match reason {
             SHUTDOWN_POWEROFF => MachineAction::PowerOff { crashed: false },

@@ -37,6 +37,8 @@ pub struct FakeHw {
     /// Operations on physical SPIs, in order.
     pub irq_ops: std::sync::Mutex<alloc::vec::Vec<(u32, crate::hw::IrqOp)>>,
     pub lines: std::sync::Mutex<alloc::vec::Vec<(DomId, alloc::string::String)>>,
+    /// Each domain's unfinished console line.
+    partial: std::sync::Mutex<std::collections::BTreeMap<DomId, alloc::string::String>>,
     pub now: core::sync::atomic::AtomicU64,
 }
 
@@ -46,6 +48,7 @@ impl Default for FakeHw {
             kicks: Default::default(),
             irq_ops: Default::default(),
             lines: Default::default(),
+            partial: Default::default(),
             now: core::sync::atomic::AtomicU64::new(1_000_000),
         }
     }
@@ -60,6 +63,10 @@ impl FakeHw {
     pub fn take_irq_ops(&self) -> alloc::vec::Vec<(u32, crate::hw::IrqOp)> {
         core::mem::take(&mut *self.irq_ops.lock().unwrap())
     }
+    /// Domain `dom`'s unfinished console line, as printed so far.
+    pub fn partial_line(&self, dom: DomId) -> alloc::string::String {
+        self.partial.lock().unwrap().get(&dom).cloned().unwrap_or_default()
+    }
     /// Console lines printed so far (and forget them).
     pub fn take_lines(&self) -> alloc::vec::Vec<(DomId, alloc::string::String)> {
         core::mem::take(&mut *self.lines.lock().unwrap())
@@ -70,8 +77,17 @@ impl Hw for FakeHw {
     fn kick(&self, pcpu: usize) {
         self.kicks.lock().unwrap().push(pcpu);
     }
-    fn console_line(&self, dom: DomId, line: &str) {
-        self.lines.lock().unwrap().push((dom, line.into()));
+    fn console_write(&self, dom: DomId, text: &[u8], starts: bool, ends: bool) {
+        let mut partial = self.partial.lock().unwrap();
+        let line = partial.entry(dom).or_default();
+        if starts {
+            line.clear();
+        }
+        line.push_str(&alloc::string::String::from_utf8_lossy(text));
+        if ends {
+            let l = core::mem::take(line);
+            self.lines.lock().unwrap().push((dom, l));
+        }
     }
     fn counter(&self) -> u64 {
         self.now.load(core::sync::atomic::Ordering::Relaxed)

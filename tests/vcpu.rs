@@ -97,7 +97,9 @@ fn the_hardware_domain_takes_the_machine_with_it() {
     let d0 = domain(&m.hv, 0, &[0]);
     let v = &d0.vcpus[0];
     let out = |r| lifecycle::shutdown(&m.hv, &d0, v, r);
-    d0.console.write(b"unfinished", &mut |_| panic!("no complete line yet"));
+    d0.console.write(b"unfinished", &*m.hv.hw);
+    assert!(m.hw.take_lines().is_empty(), "no complete line yet");
+    assert_eq!(m.hw.partial_line(0), "unfinished", "but dom0's output is out at once");
     assert_eq!(out(SHUTDOWN_POWEROFF), Shutdown::Machine(MachineAction::PowerOff { crashed: false }));
     assert_eq!(m.hw.take_lines(), [(0, "unfinished".to_string())], "its console is flushed first");
     assert_eq!(out(SHUTDOWN_CRASH), Shutdown::Machine(MachineAction::PowerOff { crashed: true }));

@@ -195,7 +195,7 @@ fn console_io(c: &Call, cmd: u64, count: u64, buf: u64) -> Outcome {
                 if let Err(e) = c.mem().read_bytes(buf + done, &mut chunk[..n]) {
                     return Outcome::err(e);
                 }
-                c.d.console.write(&chunk[..n], &mut |line| c.hv.hw.console_line(c.d.id, line));
+                c.d.console.write(&chunk[..n], &*c.hv.hw);
                 done += n as u64;
             }
             Outcome::Return(0)

@@ -201,6 +201,19 @@ pub fn write_str(s: &str) {
     write_bytes(s.as_bytes());
 }
 
+/// A piece of domain `dom`'s output (see [`crate::hw::Hw::console_write`]), in one go under
+/// the console lock.
+pub fn write_guest(dom: crate::types::DomId, text: &[u8], starts: bool, ends: bool) {
+    let _g = LOCK.lock();
+    if starts {
+        let _ = Raw.write_fmt(format_args!("(d{dom}) "));
+    }
+    put_bytes(text);
+    if ends {
+        put_bytes(b"\n");
+    }
+}
+
 /// Formatted write under the console lock (one message is never interleaved with another).
 pub fn write_fmt(args: fmt::Arguments) {
     let _g = LOCK.lock();

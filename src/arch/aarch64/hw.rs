@@ -18,8 +18,8 @@ impl crate::hw::Hw for ArchHw {
         }
     }
 
-    fn console_line(&self, dom: DomId, line: &str) {
-        console::write_fmt(format_args!("(d{dom}) {line}\n"));
+    fn console_write(&self, dom: DomId, text: &[u8], starts: bool, ends: bool) {
+        console::write_guest(dom, text, starts, ends);
     }
 
     fn counter(&self) -> u64 {
