@@ -1,7 +1,9 @@
 //! Model-based property test: random sequences of add_to_physmap (grant frames, shared_info,
 //! single and batch, by the domain itself or by dom0 on its behalf), remove_from_physmap,
-//! setup_table growth and domain teardown, checked after every step against a small
-//! reference model of "which frame is at which GFN", plus the audit's invariants.
+//! memory reservation (decrease_reservation and populate_physmap on the same GFNs: RAM given
+//! back and fresh RAM over grant frames and shared_info), setup_table growth and domain
+//! teardown, checked after every step against a small reference model of "which frame is at
+//! which GFN", plus the audit's invariants.
 
 use granite::audit::audit;
 use granite::hv::Options;
@@ -33,6 +35,8 @@ enum Frame {
     Grant(u32),
     Shared,
     Ram,
+    /// A page populate_physmap allocated (its MFN is the allocator's choice).
+    Fresh,
 }
 
 #[derive(Clone, Debug)]
@@ -63,10 +67,24 @@ impl DomModel {
         if let Some(old) = self.at.insert(gfn, f) {
             self.gfn_of.remove(&old);
         }
-        if f != Frame::Ram {
+        if !matches!(f, Frame::Ram | Frame::Fresh) {
             self.gfn_of.insert(f, gfn);
         }
         0
+    }
+    /// decrease_reservation of one page: extents done (0 or 1).
+    fn decrease(&mut self, gfn: u64) -> i64 {
+        (self.remove(gfn) == 0) as i64
+    }
+    /// populate_physmap of one page: a fresh page replaces whatever is there.
+    fn populate(&mut self, gfn: u64) -> i64 {
+        if !in_ipa(gfn) {
+            return 0;
+        }
+        if let Some(old) = self.at.insert(gfn, Frame::Fresh) {
+            self.gfn_of.remove(&old);
+        }
+        1
     }
     fn remove(&mut self, gfn: u64) -> i64 {
         match self.at.remove(&gfn) {
@@ -107,6 +125,13 @@ enum Op {
         dom: usize,
         nr: u32,
     },
+    /// XENMEM_decrease_reservation / populate_physmap of one page at `gfn`.
+    Reservation {
+        by_dom0: bool,
+        dom: usize,
+        populate: bool,
+        gfn: usize,
+    },
     Teardown,
 }
 
@@ -118,6 +143,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (any::<bool>(), 0..2usize, g.clone()).prop_map(|(b, dom, gfn)| Op::Remove { by_dom0: b, dom, gfn }),
         2 => (0..2usize, any::<bool>(), prop::collection::vec((0..7u64, g.clone()), 0..5)).prop_map(|(dom, shared, entries)| Op::Batch { dom, shared, entries }),
         1 => (0..2usize, 0..8u32).prop_map(|(dom, nr)| Op::Setup { dom, nr }),
+        3 => (any::<bool>(), 0..2usize, any::<bool>(), g.clone())
+            .prop_map(|(by_dom0, dom, populate, gfn)| Op::Reservation { by_dom0, dom, populate, gfn }),
         1 => Just(Op::Teardown),
     ]
 }
@@ -138,12 +165,14 @@ impl World {
         World { m, g, model: [DomModel::new(), DomModel::new()], free_at_start }
     }
 
-    fn mfn_of(&self, dom: usize, f: Frame) -> Mfn {
+    /// The frame the model expects (`None`: a fresh page, any MFN).
+    fn mfn_of(&self, dom: usize, f: Frame) -> Option<Mfn> {
         let g = &self.g[dom];
         match f {
-            Frame::Grant(i) => g.grant_frame_mfn(i as usize),
-            Frame::Shared => g.d.shared_info,
-            Frame::Ram => g.ram.add(RAM_SLOT - GUEST_RAM_GFN),
+            Frame::Grant(i) => Some(g.grant_frame_mfn(i as usize)),
+            Frame::Shared => Some(g.d.shared_info),
+            Frame::Ram => Some(g.ram.add(RAM_SLOT - GUEST_RAM_GFN)),
+            Frame::Fresh => None,
         }
     }
 
@@ -210,6 +239,24 @@ impl World {
                     prop_assert_eq!(list, want);
                 }
             }
+            Op::Reservation { by_dom0, dom, populate, gfn } => {
+                let (c, domid) = self.caller(by_dom0, dom);
+                let cmd = if populate { XENMEM_POPULATE_PHYSMAP } else { XENMEM_DECREASE_RESERVATION };
+                c.put(hv, ARRAY, &pool[gfn]);
+                let r = XenMemoryReservation {
+                    extent_start: ARRAY,
+                    nr_extents: 1,
+                    extent_order: 0,
+                    mem_flags: 0,
+                    domid,
+                    _pad: [0; 6],
+                };
+                c.put(hv, ARG, &r);
+                let got = c.ret(hv, xen_abi::hypercall::MEMORY_OP, [cmd, ARG, 0, 0, 0]);
+                let md = &mut self.model[dom];
+                let want = if populate { md.populate(pool[gfn]) } else { md.decrease(pool[gfn]) };
+                prop_assert_eq!(got, want, "{:?}", op);
+            }
             Op::Teardown => {
                 let old = self.g[1].d.clone();
                 hv.destroy_domain(&old);
@@ -230,12 +277,19 @@ impl World {
             prop_assert_eq!(g.d.grant.read().nr_frames(), md.nr_frames);
             for gfn in gfn_pool() {
                 let got = g.lookup(hv, gfn).map(|m| m.mfn);
-                let want = md.at.get(&gfn).map(|&f| self.mfn_of(dom, f));
-                prop_assert_eq!(got, want, "d{} gfn {:#x}", dom, gfn);
+                match md.at.get(&gfn) {
+                    Some(&Frame::Fresh) => {
+                        let m = got
+                            .ok_or_else(|| TestCaseError::fail(format!("d{dom} gfn {gfn:#x}: populated, unmapped")))?;
+                        prop_assert_eq!(hv.mm.frames.owner(m), Some(g.d.id), "d{} gfn {:#x}: its own page", dom, gfn);
+                        prop_assert!(!hv.mm.frames.is_xen_heap(m), "d{} gfn {:#x}: RAM, not a xenheap page", dom, gfn);
+                    }
+                    want => prop_assert_eq!(got, want.and_then(|&f| self.mfn_of(dom, f)), "d{} gfn {:#x}", dom, gfn),
+                }
             }
             // Stored GFNs, read under the P2M lock (the frames are looked up before it is
             // taken: grant table -> P2M).
-            let frames: Vec<Mfn> = (0..md.nr_frames).map(|i| self.mfn_of(dom, Frame::Grant(i))).collect();
+            let frames: Vec<Mfn> = (0..md.nr_frames).filter_map(|i| self.mfn_of(dom, Frame::Grant(i))).collect();
             let w = g.d.p2m.read(&hv.mm);
             for (i, &f) in frames.iter().enumerate() {
                 let i = i as u32;

@@ -3,8 +3,9 @@
 //! hypercalls — valid, nearly valid and garbage — with arguments placed in the caller's memory
 //! or pointing anywhere, grant entries, event words, control blocks and `shared_info` bits
 //! written by the "guests" themselves, VIRQs and run-state changes raised by the hypervisor,
-//! and domain teardowns. Memory, grant, event-channel (2-level and FIFO), vcpu_op, vm_assist
-//! and platform_op calls are all in the mix. After every call the audit must be clean; at the
+//! and domain teardowns. Memory (physmap and reservation), grant, event-channel (2-level and
+//! FIFO), vcpu_op, vm_assist, platform_op, hvm_op, physdev_op and console_io calls, and bytes
+//! typed on the console, are all in the mix. After every call the audit must be clean; at the
 //! end every page must be back in the allocator.
 //!
 //!     scripts/fuzz-host.sh [seconds]     (cargo +nightly fuzz run hypercalls)
@@ -119,7 +120,7 @@ impl World {
         if self.guests[who].is_none() {
             return;
         }
-        match b.u8() % 16 {
+        match b.u8() % 18 {
             0 => {
                 let space = match b.u8() % 8 {
                     7 => b.u8() as u32,
@@ -282,6 +283,61 @@ impl World {
                     _ => self.call(who, xen_abi::hypercall::VM_ASSIST, [b.num(3), b.num(8), 0, 0, 0]),
                 }
             }
+            16 => {
+                // Memory reservation: give pages back, populate GFNs, take fresh pages, ask.
+                let cmd = [
+                    XENMEM_DECREASE_RESERVATION,
+                    XENMEM_POPULATE_PHYSMAP,
+                    XENMEM_INCREASE_RESERVATION,
+                    XENMEM_CURRENT_RESERVATION,
+                    XENMEM_MAXIMUM_RESERVATION,
+                    XENMEM_MAXIMUM_GPFN,
+                    XENMEM_MAXIMUM_RAM_PAGE,
+                ][b.u8() as usize % 7];
+                let n = b.u8() as u64 % 5;
+                let extents = ARG + 0x1000;
+                if let Some(g) = &self.guests[who] {
+                    for i in 0..n {
+                        // Never the argument pages themselves (the simulated guest writes its
+                        // arguments there directly).
+                        let gfn = b.gfn();
+                        let gfn = if (GUEST_RAM_GFN..GUEST_RAM_GFN + 4).contains(&gfn) { gfn + 4 } else { gfn };
+                        g.put(self.hv(), extents + 8 * i, &gfn);
+                    }
+                }
+                let r = XenMemoryReservation {
+                    extent_start: extents,
+                    nr_extents: if b.u8() % 16 == 0 { b.u64() } else { n },
+                    extent_order: b.num(3) as u32,
+                    mem_flags: b.u8() as u32,
+                    domid: b.domid(),
+                    _pad: [0; 6],
+                };
+                if cmd >= XENMEM_CURRENT_RESERVATION {
+                    self.put(who, &r.domid);
+                } else {
+                    self.put(who, &r);
+                }
+                let start = if b.u8() % 16 == 0 { b.u64() << MEMOP_EXTENT_SHIFT } else { 0 };
+                self.call(who, hypercall_op(), [cmd | start, Self::ptr(b), 0, 0, 0]);
+            }
+            17 => match b.u8() % 4 {
+                0 | 1 => {
+                    let index = if b.u8() % 2 == 0 { [0, 1, 2, 17, 18][b.u8() as usize % 5] } else { b.u8() as u32 };
+                    self.put(who, &XenHvmParam { domid: b.domid(), _pad: 0, index, value: b.u64() });
+                    self.call(who, xen_abi::hypercall::HVM_OP, [b.num(3), Self::ptr(b), 0, 0, 0]);
+                }
+                2 => self.call(who, xen_abi::hypercall::PHYSDEV_OP, [b.num(40), Self::ptr(b), 0, 0, 0]),
+                _ => {
+                    // Bytes typed on the hypervisor's console (Ctrl-A included), then a read.
+                    for _ in 0..b.u8() % 8 {
+                        let c = if b.u8() % 4 == 0 { 1 } else { b.u8() };
+                        granite::input::receive(self.hv(), c);
+                    }
+                    let count = b.num(300);
+                    self.call(who, xen_abi::hypercall::CONSOLE_IO, [xen_abi::console::CONSOLEIO_READ, count, Self::ptr(b), 0, 0]);
+                }
+            },
             _ => {
                 self.put(
                     who,
