@@ -178,12 +178,15 @@ impl Guest {
         Guest::with_vcpus(hv, id, order, 1)
     }
 
-    /// What Linux does when it sets up event channels: enable the event-channel PPI on every
-    /// vCPU, through its virtual GIC's registers (GICR_ISENABLER0 of each redistributor; a
-    /// GICv2's banked GICD_ISENABLER0).
+    /// What Linux does when it sets up its GIC and event channels: enable the distributor,
+    /// then the event-channel PPI on every vCPU, through its virtual GIC's registers
+    /// (GICR_ISENABLER0 of each redistributor; a GICv2's banked GICD_ISENABLER0).
     pub fn enable_event_ppi(&self, hv: &Hypervisor) {
-        use crate::gic::regs::offsets::{GICD_ISENABLER, GICR_ISENABLER0};
+        use crate::gic::regs::offsets::{GICD_CTLR, GICD_ISENABLER, GICR_ISENABLER0};
         let cfg = self.d.vgic.config();
+        let ctlr = if cfg.redist.is_empty() { 1 } else { 0x12 };
+        let r = self.d.vgic.mmio(&*hv.hw, 0, cfg.dist_base + GICD_CTLR, 4, true, ctlr);
+        assert!(matches!(r, Some((crate::mmio::Outcome::Done(_), _))), "enable the distributor: {r:?}");
         for v in 0..self.d.vcpus.len() {
             let reg = match cfg.redist.first() {
                 Some(&(base, _)) => {

@@ -135,10 +135,21 @@ impl Vgic {
                 if write {
                     let on = if v3 { val & 2 != 0 } else { val & 1 != 0 };
                     let rising = on && !st.enabled;
+                    let changed = on != st.enabled;
                     st.enabled = on;
                     if rising {
                         for id in PPI_END..nr_lines {
                             k.add(self.update(st, vcpu, id));
+                        }
+                    }
+                    if changed {
+                        // The distributor gates every interrupt, private ones included: each
+                        // vCPU with something queued reloads its list registers (pending
+                        // state held back, or let through now).
+                        for (i, c) in st.cpus.iter().enumerate() {
+                            if !c.list.is_empty() {
+                                k.add(Some(i as u16));
+                            }
                         }
                     }
                     Outcome::Done(0)

@@ -430,7 +430,9 @@ impl Vgic {
         for id in moved {
             f.kicks.add(self.update(st, vcpu, id));
         }
-        // Load.
+        // Load. With the distributor disabled nothing is forwarded: only active state goes
+        // into the list registers (so the guest can still deactivate), pending state waits.
+        let fwd = st.enabled;
         let group1 = self.cfg.version == Version::V3;
         let v2 = self.cfg.version == Version::V2;
         let mut n = 0;
@@ -447,26 +449,26 @@ impl Vgic {
                 if irq.active {
                     lr.active = true;
                     lr.source = irq.active_source;
-                    if irq.enabled && irq.sgi_sources & (1 << irq.active_source) != 0 {
+                    if fwd && irq.enabled && irq.sgi_sources & (1 << irq.active_source) != 0 {
                         irq.sgi_sources &= !(1 << irq.active_source);
                         lr.pending = true;
                     }
-                } else if irq.enabled && irq.sgi_sources != 0 {
+                } else if fwd && irq.enabled && irq.sgi_sources != 0 {
                     lr.source = irq.sgi_sources.trailing_zeros() as u8;
                     irq.sgi_sources &= !(1 << lr.source);
                     lr.pending = true;
                 }
                 // Another source waits: be told when this instance is done.
-                lr.eoi_maintenance = irq.sgi_sources != 0;
+                lr.eoi_maintenance = fwd && irq.sgi_sources != 0;
             } else {
                 lr.active = irq.active;
-                if irq.enabled && irq.pending {
+                if fwd && irq.enabled && irq.pending {
                     lr.pending = true;
                     irq.pending = false; // the register holds it now
                 }
             }
             if lr.is_empty() {
-                continue; // (pending but disabled: stays queued, not loaded)
+                continue; // (pending but disabled, or not forwarded: stays queued, not loaded)
             }
             out[n] = lr;
             n += 1;
@@ -507,6 +509,9 @@ impl Vgic {
     /// virtual ICC_PMR / GICV_PMR)? Its list registers must have been folded. (WFI.)
     pub fn has_deliverable(&self, vcpu: usize, pmr: u8) -> bool {
         let mut st = self.state.lock();
+        if !st.enabled {
+            return false; // the distributor forwards nothing
+        }
         let list = core::mem::take(&mut st.cpus[vcpu].list);
         let any =
             list.iter().any(|&id| self.irq(&mut st, vcpu, id).is_some_and(|i| i.deliverable() && i.priority < pmr));

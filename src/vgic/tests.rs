@@ -8,8 +8,17 @@ use crate::vcpu::vcpu_mpidr;
 const GICD: u64 = 0x0800_0000;
 const GICR: u64 = 0x080a_0000;
 
-/// A virtual GIC whose vCPUs all run.
+/// A virtual GIC whose vCPUs all run, its distributor enabled by the guest.
 fn vgic(version: Version, vcpus: usize) -> Vgic {
+    let g = vgic_reset(version, vcpus);
+    // GICv3: group 1 with affinity routing.
+    let ctlr = if version == Version::V3 { 0x12 } else { 1 };
+    wr(&g, &FakeHw::default(), 0, GICD + GICD_CTLR, 4, ctlr);
+    g
+}
+
+/// The same as it comes out of reset: the distributor disabled.
+fn vgic_reset(version: Version, vcpus: usize) -> Vgic {
     let cpus = (0..vcpus).map(|i| CpuDesc { mpidr: vcpu_mpidr(i as u32), pcpu: 10 + i }).collect();
     let redist = match version {
         Version::V3 => alloc::vec![(GICR, 0x20_0000)],
@@ -177,7 +186,7 @@ fn spis_go_where_irouter_says_and_move_when_it_changes() {
 #[test]
 fn the_distributor_forwards_spis_only_when_enabled() {
     let hw = FakeHw::default();
-    let g = vgic(Version::V2, 1);
+    let g = vgic_reset(Version::V2, 1);
     wr(&g, &hw, 0, GICD + GICD_ISENABLER + 4, 4, 1); // SPI 32
     assert_eq!(g.inject(0, 32), Kicks(0));
     assert_eq!(rd(&g, &hw, 0, GICD + GICD_ISPENDR + 4, 4), 1, "pending state reads back");
@@ -244,7 +253,7 @@ fn sgi1r_names_vcpus_by_affinity() {
 #[test]
 fn distributor_and_redistributor_registers() {
     let hw = FakeHw::default();
-    let g = vgic(Version::V3, 2);
+    let g = vgic_reset(Version::V3, 2);
     let typer = rd(&g, &hw, 0, GICD + GICD_TYPER, 4);
     assert_eq!(typer & 0x1f, 2, "ITLinesNumber: 64 SPIs + 32 = 96 lines");
     assert_eq!((typer >> 5) & 7, 1, "two vCPUs");
@@ -292,7 +301,7 @@ fn distributor_and_redistributor_registers() {
 #[test]
 fn gicv2_distributor_registers() {
     let hw = FakeHw::default();
-    let g = vgic(Version::V2, 2);
+    let g = vgic_reset(Version::V2, 2);
     assert_eq!(rd(&g, &hw, 0, GICD + GICD_TYPER, 4), (1 << 5) | 2);
     assert_eq!(rd(&g, &hw, 0, GICD + GICD_IIDR, 4), 0x43b);
     assert_eq!(rd(&g, &hw, 0, GICD + GICD_ID_V2 + ID_PIDR2, 4), 0x2b, "ArchRev 2 (Xen aborts here)");
@@ -347,4 +356,48 @@ fn an_spi_queued_on_a_vcpu_going_offline_follows_its_route() {
     assert_eq!(wr(&g, &hw, 0, router, 8, 0), Kicks(0b01));
     assert_eq!((g.list(0), g.list(1)), (alloc::vec![40], alloc::vec![]));
     assert!(g.check().is_empty());
+}
+
+#[test]
+fn a_disabled_distributor_forwards_nothing_private_interrupts_included() {
+    for version in [Version::V3, Version::V2] {
+        let hw = FakeHw::default();
+        let g = vgic(version, 2);
+        let enable = if version == Version::V3 { 0x12 } else { 1 };
+        // SGI 1 and PPI 27 enabled on vCPU 0 (SGIs are always enabled on GICv2).
+        if version == Version::V3 {
+            enable_private(&g, &hw, 0, 1);
+            enable_private(&g, &hw, 0, 27);
+        } else {
+            wr(&g, &hw, 0, GICD + GICD_ISENABLER, 4, 1 << 27);
+        }
+        wr(&g, &hw, 0, GICD + GICD_CTLR, 4, 0);
+        let _ = g.inject(0, 27);
+        let _ = g.send_sgi(1, 1, 1);
+        let (loaded, _) = lrs(&g, 0, 4);
+        assert!(loaded.is_empty(), "{version:?}: nothing forwarded while disabled: {loaded:?}");
+        assert!(!g.has_deliverable(0, 0xff), "{version:?}: WFI does not wake for it");
+        // Enabling it forwards both, and asks vCPU 0 to reload.
+        let k = wr(&g, &hw, 1, GICD + GICD_CTLR, 4, enable);
+        assert!(k.iter().any(|v| v == 0), "{version:?}: vCPU 0 told: {k:?}");
+        assert!(g.has_deliverable(0, 0xff));
+        let (loaded, _) = lrs(&g, 0, 4);
+        let mut ids: alloc::vec::Vec<u32> = loaded.iter().map(|l| l.vintid).collect();
+        ids.sort();
+        assert_eq!(ids, [1, 27], "{version:?}");
+        // An active interrupt stays in a list register while the distributor is disabled, so
+        // the guest can still deactivate it; pending state is held back.
+        let mut taken = loaded.clone();
+        for l in taken.iter_mut() {
+            l.pending = false;
+            l.active = true;
+        }
+        g.fold(0, &taken);
+        let _ = g.inject(0, 27);
+        wr(&g, &hw, 0, GICD + GICD_CTLR, 4, 0);
+        let (loaded, _) = lrs(&g, 0, 4);
+        assert!(loaded.iter().all(|l| l.active && !l.pending), "{version:?}: {loaded:?}");
+        assert_eq!(loaded.len(), 2, "{version:?}");
+        assert!(g.check().is_empty(), "{:?}", g.check());
+    }
 }

@@ -303,12 +303,20 @@ fn dispatch(hv: &crate::hv::Hypervisor, cur: Option<(&Domain, &Vcpu)>, irq: gic:
             d.vgic.inject(v.id as usize, PTIMER_PPI);
         }
     } else if gic::driver().is_some_and(|g| g.maintenance_irq() == intid) {
-        // Underflow, or a GICv2 SGI instance completed: refill on the way back.
-        gic::eoi(irq);
+        // Underflow, or a GICv2 SGI instance completed. The maintenance interrupt is a level
+        // that holds while its cause does (an emptied list register still asking for EOI
+        // maintenance, a list with too few entries): with the guest's list registers live,
+        // refill them now, which removes the cause, before the interrupt is completed (else
+        // it is taken again at once, for ever).
         gic::set_underflow(false);
         if let Some((d, v)) = cur {
-            d.vgic.set_dirty(v.id as usize);
+            if percpu::this().lrs_loaded() > 0 {
+                sync_lrs(d, v);
+            } else {
+                d.vgic.set_dirty(v.id as usize);
+            }
         }
+        gic::eoi(irq);
     } else if intid == CONSOLE_IRQ.load(Ordering::Relaxed) {
         // Bytes typed on the console: the UART's FIFO is emptied (its interrupt drops), and
         // each goes to whoever has the input focus.
