@@ -1,20 +1,30 @@
-//! Synchronous exceptions taken by the guest itself (VBAR_EL1), and fault probes.
+//! Exceptions taken by the guest itself (VBAR_EL1): fault probes and interrupts.
 //!
 //! [`probe_read`] / [`probe_write`] do one 64-bit access from a known instruction (in
-//! `start.rs`). If that instruction takes a data abort, the handler resumes at a fixup that
-//! makes the probe return `Err(Fault)` with the syndrome, instead of crashing. The probes are
-//! out-of-line functions, so the handler only has to preserve what a function call preserves
-//! (the Rust handler keeps the callee-saved registers; the frame restores x30 and SP).
+//! `start.rs`); [`probe_read_sized`] / [`probe_write_sized`] one access of 8, 16, 32 or 64
+//! bits (the width is what a virtual GIC checks). If that instruction takes a data abort,
+//! the handler resumes at a fixup that makes the probe return `Err(Fault)` with the
+//! syndrome, instead of crashing. The probes are out-of-line functions, so the handler only
+//! has to preserve what a function call preserves (the Rust handler keeps the callee-saved
+//! registers; the frame restores x30 and SP).
 //!
 //! Each CPU has its own recovery state (the probes' fixup is a fixed address; the syndrome
 //! is kept per CPU), so probes work on every CPU at once.
+//!
+//! **Interrupts.** A guest that unmasks IRQs installs a handler with [`set_irq_handler`]; it
+//! is called for every IRQ taken from EL1 (on any CPU) with the saved frame and the virtual
+//! counter read by the vector's first instructions (for latency measurements). The handler
+//! may unmask IRQs itself (nested interrupts: each level has its own frame on the stack); it
+//! returns with them masked again (the vector code restores ELR/SPSR, which a nested IRQ
+//! would overwrite). [`irq_unmask`] / [`irq_mask`] / [`irqs_masked`] change PSTATE.I.
 //!
 //! Any other exception is unexpected: it is decoded, reported as a failed run, and the guest
 //! powers off.
 
 use crate::smp::MAX_CPUS;
+use core::arch::asm;
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Registers saved by the vector code; the layout is fixed by `start.rs`.
 #[repr(C)]
@@ -110,8 +120,14 @@ struct ProbeRet {
 unsafe extern "C" {
     fn __granite_probe_ld64(addr: u64) -> ProbeRet;
     fn __granite_probe_st64(addr: u64, value: u64) -> ProbeRet;
-    static __granite_probe_ld64_insn: u8;
-    static __granite_probe_st64_insn: u8;
+    fn __granite_probe_ld32(addr: u64) -> ProbeRet;
+    fn __granite_probe_st32(addr: u64, value: u64) -> ProbeRet;
+    fn __granite_probe_ld16(addr: u64) -> ProbeRet;
+    fn __granite_probe_st16(addr: u64, value: u64) -> ProbeRet;
+    fn __granite_probe_ld8(addr: u64) -> ProbeRet;
+    fn __granite_probe_st8(addr: u64, value: u64) -> ProbeRet;
+    static __granite_probes_start: u8;
+    static __granite_probes_end: u8;
     static __granite_probe_fixup: u8;
 }
 
@@ -140,20 +156,103 @@ pub unsafe fn probe_write(addr: u64, value: u64) -> Result<(), Fault> {
     probe_result(unsafe { __granite_probe_st64(addr, value) }).map(|_| ())
 }
 
+/// Reads `bytes` (1, 2, 4 or 8) at `addr` with one access of that width, returning the data
+/// abort instead of crashing on one. Any other width panics.
+pub fn probe_read_sized(addr: u64, bytes: u8) -> Result<u64, Fault> {
+    // SAFETY: as `probe_read`: a single load that returns data or takes a data abort, which
+    // the handler turns into the fixup path.
+    let r = unsafe {
+        match bytes {
+            8 => __granite_probe_ld64(addr),
+            4 => __granite_probe_ld32(addr),
+            2 => __granite_probe_ld16(addr),
+            1 => __granite_probe_ld8(addr),
+            _ => panic!("probe_read_sized: width {bytes}"),
+        }
+    };
+    probe_result(r)
+}
+
+/// Writes the low `bytes` (1, 2, 4 or 8) of `value` at `addr` with one access of that width,
+/// returning the data abort instead of crashing. Any other width panics.
+///
+/// # Safety
+/// As [`probe_write`]: if the store succeeds it changes memory (or a device register).
+pub unsafe fn probe_write_sized(addr: u64, bytes: u8, value: u64) -> Result<(), Fault> {
+    // SAFETY: the caller vouches for the target; a faulting store goes to the fixup path.
+    let r = unsafe {
+        match bytes {
+            8 => __granite_probe_st64(addr, value),
+            4 => __granite_probe_st32(addr, value),
+            2 => __granite_probe_st16(addr, value),
+            1 => __granite_probe_st8(addr, value),
+            _ => panic!("probe_write_sized: width {bytes}"),
+        }
+    };
+    probe_result(r).map(|_| ())
+}
+
+/// The IRQ handler: a `fn(&mut ExceptionFrame, u64)` stored as an address (0 = none).
+static IRQ_HANDLER: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs `f` as the handler of IRQs taken from EL1 on every CPU (see the module docs);
+/// `f` gets the frame and the virtual counter at the vector.
+pub fn set_irq_handler(f: fn(&mut ExceptionFrame, u64)) {
+    IRQ_HANDLER.store(f as usize, Ordering::Release);
+}
+
+/// Unmasks IRQs (PSTATE.I = 0); a pending one is taken at once.
+#[inline(always)]
+pub fn irq_unmask() {
+    // SAFETY: changes PSTATE.I only; the handler installed with set_irq_handler takes what
+    // comes. Not `nomem`: interrupts may run code that touches memory.
+    unsafe { asm!("msr daifclr, #2", "isb", options(nostack)) };
+}
+
+/// Masks IRQs (PSTATE.I = 1).
+#[inline(always)]
+pub fn irq_mask() {
+    // SAFETY: changes PSTATE.I only.
+    unsafe { asm!("msr daifset, #2", "isb", options(nostack)) };
+}
+
+/// Whether IRQs are masked (PSTATE.I).
+#[inline(always)]
+pub fn irqs_masked() -> bool {
+    let daif: u64;
+    // SAFETY: reading DAIF has no side effects.
+    unsafe { asm!("mrs {}, daif", out(reg) daif, options(nomem, nostack, preserves_flags)) };
+    daif & (1 << 7) != 0
+}
+
 const KIND_NAMES: [&str; 4] = ["synchronous", "irq", "fiq", "serror"];
 const ORIGIN_NAMES: [&str; 4] = ["EL1t", "EL1h", "EL0/64", "EL0/32"];
 
-/// Called by the vector code with the saved frame and the vector index (0..16).
-pub extern "C" fn handle(frame: &mut ExceptionFrame, kind: u64) {
+/// Called by the vector code with the saved frame, the vector index (0..16) and the virtual
+/// counter read at the vector.
+pub extern "C" fn handle(frame: &mut ExceptionFrame, kind: u64, cntvct: u64) {
+    // IRQs from EL1 (SP_EL0 or SP_EL1) go to the installed handler.
+    if kind == 1 || kind == 5 {
+        let h = IRQ_HANDLER.load(Ordering::Acquire);
+        if h != 0 {
+            // SAFETY: the value was stored from a `fn(&mut ExceptionFrame, u64)` by
+            // set_irq_handler.
+            let h = unsafe { core::mem::transmute::<usize, fn(&mut ExceptionFrame, u64)>(h) };
+            h(frame, cntvct);
+            // The handler may have unmasked IRQs (nesting): the return path must not be
+            // interrupted once it reloads ELR/SPSR.
+            irq_mask();
+            return;
+        }
+    }
     let ec = frame.esr >> 26;
     let is_sync_abort = kind == 4 && (ec == 0x25 || ec == 0x24);
     if is_sync_abort {
         let addr = |s: &u8| s as *const u8 as u64;
         // SAFETY: only the addresses of the assembly labels are taken.
-        let (ld, st, fixup) = unsafe {
-            (addr(&__granite_probe_ld64_insn), addr(&__granite_probe_st64_insn), addr(&__granite_probe_fixup))
-        };
-        if frame.elr == ld || frame.elr == st {
+        let (start, end, fixup) =
+            unsafe { (addr(&__granite_probes_start), addr(&__granite_probes_end), addr(&__granite_probe_fixup)) };
+        if (start..end).contains(&frame.elr) {
             let i = slot();
             LAST_ESR[i].store(frame.esr, Ordering::Relaxed);
             LAST_FAR[i].store(frame.far, Ordering::Relaxed);

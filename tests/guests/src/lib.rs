@@ -6,7 +6,9 @@
 //! turns the MMU on ([`mmu`]), catches its own exceptions ([`exception`]), talks to the
 //! hypervisor only through hypercalls ([`hypercall`], [`console`]), and reports verdicts
 //! ([`report`]) before powering off. [`smp`] starts the other vCPUs (PSCI CPU_ON) for guests
-//! that want them; they share the page tables, exception vectors and console.
+//! that want them; they share the page tables, exception vectors and console. Guests that
+//! take interrupts use [`gic`] (a GICv3/GICv2 driver), [`timer`] (the virtual timer) and
+//! the IRQ handler hook of [`exception`].
 //!
 //! ```ignore
 //! #![no_std]
@@ -22,6 +24,7 @@
 
 pub mod console;
 pub mod exception;
+pub mod gic;
 pub mod hypercall;
 pub mod mem;
 pub mod mmu;
@@ -29,16 +32,19 @@ pub mod platform;
 pub mod report;
 pub mod smp;
 mod start;
+pub mod timer;
 
-pub use exception::{Fault, probe_read, probe_write};
+pub use exception::{Fault, probe_read, probe_read_sized, probe_write, probe_write_sized};
 pub use mem::{GrantFrameV1, PAGE_SIZE, Pages};
-pub use platform::{Conduit, Platform, Region};
+pub use platform::{Conduit, GicNode, GicVersion, Platform, Region};
 
 use core::cell::UnsafeCell;
 
 /// A mutable global whose accesses the user serialises: it is only touched by one CPU
 /// (e.g. the boot CPU before any secondary starts, or a per-CPU slot by its own CPU), or
-/// under a lock ([`smp::SpinLock`]). Interrupts are always masked.
+/// under a lock ([`smp::SpinLock`]). Interrupts are masked, unless a guest installs an IRQ
+/// handler ([`exception::set_irq_handler`]), which must then touch no `Global` (it uses
+/// atomics).
 pub struct Global<T>(UnsafeCell<T>);
 
 // SAFETY: every `get_mut` caller vouches for exclusive access (see the type's contract), and

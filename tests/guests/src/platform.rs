@@ -1,7 +1,9 @@
 //! What the guest learns from the device tree the hypervisor hands it (x0 at entry), read the
 //! way Linux reads it: `/memory*` banks, `/chosen/bootargs`, and the `/hypervisor` node
 //! (`compatible = "xen,xen-X.Y", "xen,xen"`; `reg[0]` = grant-table region, `reg[1..]` =
-//! extended regions; `interrupts` = the event-channel PPI). Nothing is hard-coded.
+//! extended regions; `interrupts` = the event-channel PPI), and the interrupt controller
+//! (`arm,gic-v3`: GICD and the redistributor regions; `arm,cortex-a15-gic` / `arm,gic-400`
+//! and the other GICv2 names: GICD and GICC). Nothing is hard-coded.
 
 use core::fmt::{self, Write};
 use fdt::Fdt;
@@ -79,6 +81,25 @@ impl<const N: usize> Regions<N> {
     }
 }
 
+/// The GIC architecture the interrupt controller node names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicVersion {
+    V2,
+    V3,
+}
+
+/// The interrupt controller from the device tree.
+#[derive(Clone, Copy, Debug)]
+pub struct GicNode {
+    pub version: GicVersion,
+    /// The distributor (GICD).
+    pub dist: Region,
+    /// GICv3: the redistributor regions (`#redistributor-regions`, default 1), in order.
+    pub redist: Regions<4>,
+    /// GICv2: the CPU interface (GICC; under a hypervisor its virtual CPU interface).
+    pub cpu_if: Option<Region>,
+}
+
 /// Everything the runtime and the scenarios need to know about the machine.
 #[derive(Debug)]
 pub struct Platform {
@@ -102,6 +123,8 @@ pub struct Platform {
     pub evtchn_spec: [u32; 3],
     /// The GIC distributor (first `reg` of the interrupt controller).
     pub gic_dist: Option<Region>,
+    /// The interrupt controller, if it is a GICv2 or GICv3 the runtime knows.
+    pub gic: Option<GicNode>,
     /// `/chosen/bootargs`.
     pub bootargs: &'static str,
     /// Physical address size from ID_AA64MMFR0_EL1.PARange.
@@ -194,6 +217,16 @@ impl Platform {
         if let Some(g) = self.gic_dist {
             crate::println!("[granite] dt gic distributor {}", g);
         }
+        if let Some(g) = &self.gic {
+            let mut rd = crate::report::StrBuf::<120>::new();
+            for r in g.redist.iter() {
+                let _ = write!(rd, " redistributors {}", r);
+            }
+            if let Some(c) = g.cpu_if {
+                let _ = write!(rd, " cpu interface {}", c);
+            }
+            crate::println!("[granite] dt gic {:?}:{}", g.version, rd.as_str());
+        }
         let mut cpus = crate::report::StrBuf::<160>::new();
         for (i, m) in self.cpus.as_slice().iter().enumerate() {
             let _ = write!(cpus, "{}{:#x}", if i == 0 { "" } else { " " }, m);
@@ -240,6 +273,7 @@ pub unsafe fn parse(dtb: u64, image: Region) -> Result<Platform, DtError> {
         evtchn_irq: None,
         evtchn_spec: [0; 3],
         gic_dist: None,
+        gic: None,
         bootargs: "",
         pa_bits: pa_bits(),
         cpus: Cpus::default(),
@@ -334,10 +368,42 @@ pub unsafe fn parse(dtb: u64, image: Region) -> Result<Platform, DtError> {
             .is_some_and(|c| c.all().any(|s| s.starts_with("arm,gic") || s.starts_with("arm,cortex-a15-gic")));
         if gic && let Some(r) = node.reg().and_then(|mut r| r.next()) {
             p.gic_dist = Some(Region { base: r.starting_address as u64, size: r.size.unwrap_or(0) as u64 });
+            p.gic = gic_node(&node);
             break;
         }
     }
     Ok(p)
+}
+
+/// GICv2 interrupt controllers (Linux's irq-gic.c names; QEMU virt says `arm,cortex-a15-gic`).
+const GICV2_COMPATIBLE: [&str; 6] =
+    ["arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a9-gic", "arm,cortex-a7-gic", "arm,arm11mp-gic", "arm,pl390"];
+
+/// The GIC of an interrupt-controller node: `arm,gic-v3` (reg: GICD, then
+/// `#redistributor-regions` redistributor regions, then GICv2-compatibility frames, ignored)
+/// or a GICv2 (reg: GICD, GICC, then GICH and GICV, ignored).
+fn gic_node(node: &fdt::node::FdtNode) -> Option<GicNode> {
+    let compat = node.compatible()?;
+    let version = if compat.all().any(|c| c == "arm,gic-v3") {
+        GicVersion::V3
+    } else if compat.all().any(|c| GICV2_COMPATIBLE.contains(&c)) {
+        GicVersion::V2
+    } else {
+        return None;
+    };
+    let mut regs = node.reg()?.map(|r| Region { base: r.starting_address as u64, size: r.size.unwrap_or(0) as u64 });
+    let dist = regs.next()?;
+    let mut g = GicNode { version, dist, redist: Regions::default(), cpu_if: None };
+    match version {
+        GicVersion::V3 => {
+            let n = node.property("#redistributor-regions").and_then(|p| p.as_usize()).unwrap_or(1);
+            for r in regs.take(n) {
+                g.redist.push(r);
+            }
+        }
+        GicVersion::V2 => g.cpu_if = regs.next(),
+    }
+    Some(g)
 }
 
 /// The physical address size implemented (as the hypervisor presents ID_AA64MMFR0_EL1).

@@ -171,12 +171,24 @@ __granite_dcache_civac:
     ret
 
     // Probes: one instruction that may fault, with a fixup the exception handler resumes
-    // at. They return {{value, faulted}} in x0/x1.
+    // at. They return {{value, faulted}} in x0/x1. Every load or store between
+    // __granite_probes_start and __granite_probes_end is a probe instruction (see
+    // exception.rs): 64-, 32-, 16- and 8-bit accesses, each of the single-register,
+    // no-writeback form a hypervisor can decode from the syndrome.
+    .global __granite_probes_start
+    .global __granite_probes_end
     .global __granite_probe_ld64
     .global __granite_probe_ld64_insn
     .global __granite_probe_st64
     .global __granite_probe_st64_insn
+    .global __granite_probe_ld32
+    .global __granite_probe_ld16
+    .global __granite_probe_ld8
+    .global __granite_probe_st32
+    .global __granite_probe_st16
+    .global __granite_probe_st8
     .global __granite_probe_fixup
+__granite_probes_start:
 __granite_probe_ld64:
 __granite_probe_ld64_insn:
     ldr     x0, [x0]
@@ -188,15 +200,44 @@ __granite_probe_st64_insn:
     mov     x0, #0
     mov     x1, #0
     ret
+__granite_probe_ld32:
+    ldr     w0, [x0]
+    mov     x1, #0
+    ret
+__granite_probe_ld16:
+    ldrh    w0, [x0]
+    mov     x1, #0
+    ret
+__granite_probe_ld8:
+    ldrb    w0, [x0]
+    mov     x1, #0
+    ret
+__granite_probe_st32:
+    str     w1, [x0]
+    mov     x0, #0
+    mov     x1, #0
+    ret
+__granite_probe_st16:
+    strh    w1, [x0]
+    mov     x0, #0
+    mov     x1, #0
+    ret
+__granite_probe_st8:
+    strb    w1, [x0]
+    mov     x0, #0
+    mov     x1, #0
+    ret
+__granite_probes_end:
 __granite_probe_fixup:
     mov     x0, #0
     mov     x1, #1
     ret
 
-    // Exception vectors: 16 entries of 0x80 bytes. Each saves x0/x1, puts its index in x0
-    // and jumps to the common path, which saves the rest of the frame (see `ExceptionFrame`)
-    // and calls the Rust handler; if the handler returns, the (possibly edited) frame is
-    // restored and we `eret`.
+    // Exception vectors: 16 entries of 0x80 bytes. Each saves x0/x1, reads the virtual
+    // counter (for interrupt latency: the vector's first instructions), puts its index in
+    // x0 and jumps to the common path, which saves the rest of the frame (see
+    // `ExceptionFrame`) and calls the Rust handler with (frame, index, counter); if the
+    // handler returns, the (possibly edited) frame is restored and we `eret`.
     .section .text.vectors, "ax"
     .balign 2048
     .global __granite_vectors
@@ -205,12 +246,14 @@ __granite_vectors:
     .balign 0x80
     sub     sp, sp, #{frame_size}
     stp     x0, x1, [sp, #0]
+    mrs     x1, cntvct_el0
     mov     x0, #\kind
     b       __granite_exception_common
     .endr
 
 __granite_exception_common:
     stp     x2, x3, [sp, #16]
+    mov     x3, x1                          // the counter at the vector
     stp     x4, x5, [sp, #32]
     stp     x6, x7, [sp, #48]
     stp     x8, x9, [sp, #64]
@@ -232,6 +275,7 @@ __granite_exception_common:
     mrs     x1, far_el1
     add     x2, sp, #{frame_size}
     stp     x1, x2, [sp, #272]
+    mov     x2, x3
     mov     x1, x0
     mov     x0, sp
     bl      {handler}
