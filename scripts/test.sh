@@ -15,7 +15,8 @@
 #      crashes while dom0 maps them, and one seed on Xen 4.17 as the reference
 #   7. the Raspberry Pi 4 in emulation (QEMU raspi4b): the smoke guest as identity-mapped dom0
 #      from kernel8.img and from the SD card image, and on Xen 4.17 on the same board
-#   8. Debian's Linux 6.1 as dom0 on granite (QEMU virt GICv3 and GICv2, 2 vCPUs; raspi4b, 4
+#   8. the GIC and timer guest (2 vCPUs) on granite with GICv3 and GICv2, and on Xen 4.17
+#   9. Debian's Linux 6.1 as dom0 on granite (QEMU virt GICv3 and GICv2, 2 vCPUs; raspi4b, 4
 #      vCPUs) and on Xen 4.17 as the reference: Xen's dmesg lines, the Xen driver modules and
 #      /dev/xen nodes, every CPU's timer, xen-selftest (grants and event channels from dom0's
 #      user space), no BUG/WARNING/Oops; console input typed at dom0's shell (both hypervisors)
@@ -77,6 +78,10 @@ NO_BUILD=1 ITERS=2000 TIMEOUT=300 bash scripts/fuzz.sh 0x2a
 
 step "Raspberry Pi 4 (QEMU raspi4b): identity-mapped dom0, the SD card, and Xen 4.17 on the same board"
 SKIP_BUILD=1 bash scripts/rpi4-test.sh
+
+step "the GIC and timer guest: granite with GICv3 and GICv2, Xen 4.17 (GICv3) as the reference"
+NO_BUILD=1 TIMEOUT=180 bash scripts/gic-test.sh
+HV=xen GICS=3 NO_BUILD=1 TIMEOUT=240 bash scripts/gic-test.sh
 
 step "Linux dom0 on granite: QEMU virt GICv3 and GICv2, 2 vCPUs"
 HV=target/images/granite.bin GIC=3 SMP=2 TIMEOUT=240 bash scripts/linux-dom0.sh
