@@ -9,7 +9,13 @@
 # the set is minimal. The same faults happen in dom0 under Xen 4.17 (Xen passes these devices
 # through), so the Xen run needs this tree too.
 #
-# Usage: scripts/rpi4-linux-dtb.sh              makes the tree only
+# The same four edits make the emulated SD card's tree (scripts/rpi4-test.sh, run sdcard-linux):
+# DTB_IN=<the card's bcm2711-rpi-4-b.dtb> DTB_OUT=<file> scripts/rpi4-linux-dtb.sh. A real Pi 4
+# has these devices and boots the card's tree unchanged.
+#
+# Usage: scripts/rpi4-linux-dtb.sh              makes the tree only (DTB_IN=file: from that
+#                                               tree instead of Debian's; DTB_OUT=file: written
+#                                               there instead)
 #        BOOT=linux scripts/rpi4-linux-dtb.sh   and boots the kernel on it without a hypervisor
 #                                               (console=ttyAMA0), with the initramfs of
 #                                               scripts/linux-initramfs.sh: passes if /init runs
@@ -28,16 +34,21 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 say() { echo "[rpi4-linux] $*"; }
 
-out=target/linux/bcm2711-rpi-4-b-qemu.dtb
+out=${DTB_OUT:-target/linux/bcm2711-rpi-4-b-qemu.dtb}
 if ! command -v fdtput >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
     { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq device-tree-compiler >/dev/null; } ||
         { say "fdtput missing (package device-tree-compiler) and could not be installed" >&2; exit 2; }
 fi
-if ! ls target/payloads/linux/usr/lib/linux-image-*/broadcom/bcm2711-rpi-4-b.dtb >/dev/null 2>&1; then
-    bash scripts/fetch-payloads.sh linux || { say "cannot fetch the Pi 4 device tree" >&2; exit 2; }
+if [ -n "${DTB_IN:-}" ]; then
+    pi_dtb=$DTB_IN
+    [ -f "$pi_dtb" ] || { say "no $pi_dtb" >&2; exit 2; }
+else
+    if ! ls target/payloads/linux/usr/lib/linux-image-*/broadcom/bcm2711-rpi-4-b.dtb >/dev/null 2>&1; then
+        bash scripts/fetch-payloads.sh linux || { say "cannot fetch the Pi 4 device tree" >&2; exit 2; }
+    fi
+    pi_dtb=$(ls target/payloads/linux/usr/lib/linux-image-*/broadcom/bcm2711-rpi-4-b.dtb | head -n1)
 fi
-pi_dtb=$(ls target/payloads/linux/usr/lib/linux-image-*/broadcom/bcm2711-rpi-4-b.dtb | head -n1)
 mkdir -p "$(dirname "$out")"
 cp "$pi_dtb" "$out.part" || exit 2
 
