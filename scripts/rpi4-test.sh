@@ -20,6 +20,20 @@
 #   sdcard the SD card scripts/sd-image.sh builds (DOM0 = the smoke guest): its files taken
 #          out of sdcard.img and started as the firmware starts them (config.txt's kernel,
 #          device_tree and initramfs; cmdline.txt as /chosen/bootargs): the same verdict.
+#   sdcard-linux
+#          the SD card DOM0=linux scripts/sd-image.sh builds (Debian's Linux 6.1 + the project's
+#          initramfs with xen-selftest in dom0.img; /chosen multiboot module nodes in the card's
+#          tree say where each part lies): its files taken out of the card image and started as
+#          the firmware starts them: kernel8.img, the card's tree with only the four HDMI nodes
+#          QEMU lacks disabled (scripts/rpi4-linux-dtb.sh; the board boots the tree as it is),
+#          dom0.img at config.txt's initramfs address and /chosen linux,initrd-start/end set (the
+#          firmware's initramfs line; QEMU's -initrd cannot choose the address), cmdline.txt
+#          plus granite_exit=semihosting. Granite must find the kernel and the ramdisk there;
+#          dom0's /init must print "[linux-dom0] RESULT: PASS" (4 CPUs online, xen-selftest
+#          failed=0), then at its shell (granite.shell, from the card's cmdline.txt) a typed
+#          command runs, Ctrl-A x3 switches input to granite ('q' dumps the domains) and back,
+#          and "poweroff -f" ends the run (exit status 0). Needs python3 (scripts/lib/
+#          console_drive.py) and fdtput; LINUX_CARD=0 skips it.
 #   xen    reference (needs python3 and scripts/fetch-payloads.sh xen): the same guest as
 #          dom0 of Debian's Xen 4.17 on the same emulated board must print ALL PASSED too
 #          (mailbox_dma included). Xen cannot power the emulated Pi off (no PSCI), so this
@@ -169,6 +183,111 @@ sdcard() {
     expect "d0: BANK[0] 0x8400000-0x18400000 (256 MiB)"
 }
 sdcard
+
+# The Linux-dom0 SD card (DOM0=linux scripts/sd-image.sh: Debian's Linux 6.1 and the project's
+# initramfs in dom0.img, described by /chosen multiboot module nodes in the card's tree), its
+# files started as the firmware starts them, then used as a person at the serial console would.
+sdcard_linux() {
+    current=sdcard-linux current_log=$out/sd-image-linux.log
+    local card=$out/card-linux d=$out/sdcard-linux f addr t0 st
+    if [ "${LINUX_CARD:-1}" = 0 ]; then
+        echo "[$current] SKIPPED (LINUX_CARD=0)"
+        return
+    fi
+    if ! command -v python3 >/dev/null || ! command -v fdtput >/dev/null; then
+        echo "[$current] SKIPPED: no python3 or fdtput (scripts/install-deps.sh installs them)"
+        return
+    fi
+    NO_BUILD=1 GRANITE=$out/kernel8.img DOM0=linux OUTDIR=$card bash scripts/sd-image.sh >"$current_log" 2>&1 ||
+        { fail "DOM0=linux scripts/sd-image.sh failed"; return; }
+    expect "[sd-image] $card/sdcard.img: MBR + FAT32 partition"
+    rm -rf "$d"
+    mkdir -p "$d"
+    for f in config.txt cmdline.txt kernel8.img dom0.img bcm2711-rpi-4-b.dtb start4.elf fixup4.dat; do
+        mcopy -n -i "$card/sdcard.img@@1M" "::/$f" "$d/$f" 2>/dev/null || fail "the card lacks /$f"
+    done
+    [ -f "$d/kernel8.img" ] && [ -f "$d/dom0.img" ] && [ -f "$d/bcm2711-rpi-4-b.dtb" ] || return
+    current_log=$d/config.txt
+    expect "kernel=kernel8.img"
+    expect "device_tree=bcm2711-rpi-4-b.dtb"
+    addr=$(awk '$1 == "initramfs" && $2 == "dom0.img" { print $3 }' "$d/config.txt")
+    [[ "$addr" =~ ^0x[0-9a-fA-F]+$ ]] || { fail "no \"initramfs dom0.img ADDRESS\" line"; return; }
+    # The card's tree names the two parts of dom0.img: the kernel at the initramfs address,
+    # the initramfs after it, both inside the file.
+    local kmod rmod kreg rreg size
+    kmod=/chosen/module@$(printf %x "$addr")
+    kreg=$(fdtget -t x "$d/bcm2711-rpi-4-b.dtb" "$kmod" reg 2>/dev/null) || { fail "the card's tree has no $kmod"; return; }
+    rmod=$(fdtget -l "$d/bcm2711-rpi-4-b.dtb" /chosen | grep -v "^${kmod##*/}\$" | head -n1)
+    rreg=$(fdtget -t x "$d/bcm2711-rpi-4-b.dtb" "/chosen/$rmod" reg 2>/dev/null) || { fail "the card's tree has no ramdisk module"; return; }
+    fdtget "$d/bcm2711-rpi-4-b.dtb" "$kmod" compatible | grep -q "^multiboot,kernel " || fail "$kmod is not a multiboot,kernel"
+    fdtget "$d/bcm2711-rpi-4-b.dtb" "/chosen/$rmod" compatible | grep -q "^multiboot,ramdisk " || fail "/chosen/$rmod is not a multiboot,ramdisk"
+    read -r _ kb _ ks <<<"$kreg"
+    read -r _ rb _ rs <<<"$rreg"
+    size=$(stat -c %s "$d/dom0.img")
+    [ $((0x$kb)) = $((addr)) ] && [ $((0x$rb)) -ge $((0x$kb + 0x$ks)) ] && [ $((0x$rb + 0x$rs)) = $((addr + size)) ] ||
+        fail "the modules (kernel $kreg, ramdisk $rreg) do not fill dom0.img ($size bytes at $addr)"
+    echo "[$current] card: dom0.img $size bytes at $addr; $kmod reg <$kreg>, /chosen/$rmod reg <$rreg>"
+    # What differs from the board: QEMU 10's raspi4b lacks the HDMI block, whose four nodes are
+    # disabled here (scripts/rpi4-linux-dtb.sh; the Pi boots the card's tree as it is); and
+    # QEMU's -initrd cannot load at an address, so what the firmware does for the initramfs
+    # line is done by hand: dom0.img loaded at its address, /chosen linux,initrd-start/end set.
+    # The command line is cmdline.txt's, with the semihosting exit added.
+    DTB_IN=$d/bcm2711-rpi-4-b.dtb DTB_OUT=$d/qemu.dtb bash scripts/rpi4-linux-dtb.sh >/dev/null ||
+        { fail "scripts/rpi4-linux-dtb.sh could not disable the HDMI nodes"; return; }
+    fdtput -t x "$d/qemu.dtb" /chosen linux,initrd-start 0 "$addr" &&
+        fdtput -t x "$d/qemu.dtb" /chosen linux,initrd-end 0 "$(printf 0x%x $((addr + size)))" ||
+        { fail "cannot set /chosen linux,initrd-start/end"; return; }
+    local args steps
+    args=$(sed 's/ -- / granite_exit=semihosting -- /' "$d/cmdline.txt")
+    # The console: init's checks, then its shell (granite.shell): a command, Ctrl-A three
+    # times (input to granite, whose 'q' key dumps the domains), back to dom0, power off.
+    steps=$d/console.steps
+    cat >"$steps" <<'STEPS'
+expect [linux-dom0] RESULT:
+expect granite.shell: starting a shell
+expect  # 
+send echo typed-$((6*7))\r
+expect typed-42
+send \x01\x01\x01
+expect *** Serial input to 
+send q
+expect 'q' pressed -> dumping domain info
+send \x01\x01\x01
+expect *** Serial input to DOM0
+send poweroff -f\r
+STEPS
+    current_log=$out/sdcard-linux.log t0=$SECONDS
+    python3 scripts/lib/console_drive.py "$current_log" 90 "$steps" -- \
+        "$qemu" -M raspi4b -dtb "$d/qemu.dtb" -display none -monitor none -serial stdio -no-reboot -semihosting \
+        -kernel "$d/kernel8.img" -append "$args" -device "loader,file=$d/dom0.img,addr=$addr,force-raw=on" \
+        2>"$out/sdcard-linux.console"
+    st=$?
+    if [ "$st" != 0 ]; then
+        fail "console run failed ($(tr '\n' ' ' <"$out/sdcard-linux.console"); exit status $st, 90 s bound)"
+    else
+        echo "[$current] console steps done, QEMU exit status 0 ($((SECONDS - t0)) s)"
+    fi
+    expect "Command line: $args"
+    expect "$(printf '%016x - %016x Kernel' $((0x$kb)) $((0x$kb + 0x$ks)))"
+    expect "$(printf '%016x - %016x Ramdisk' $((0x$rb)) $((0x$rb + 0x$rs)))"
+    expect "d0: loading initrd to"
+    expect "d0: DMA limit 0x40000000 (narrowest dma-ranges); BANK[0] below it"
+    expect "(d0) [linux-dom0] CHECK cpus-online: ok (4 of 4)"
+    expect "(d0) [xen-selftest] SUMMARY passed="
+    expect " failed=0"
+    reject "[xen-selftest] FAIL"
+    expect "(d0) [linux-dom0] CHECK xen-selftest: ok"
+    expect "(d0) [linux-dom0] RESULT: PASS"
+    expect "typed-42"
+    expect "'q' pressed -> dumping domain info"
+    expect "*** Serial input to DOM0"
+    expect "Hardware Dom0 halted: halting machine"
+    reject "Kernel panic"
+    reject "Panic"
+    tr -d '\r' <"$current_log" | grep -aE "MODULE\[|d0: BANK|d0: loading|\[linux-dom0\] (CHECK|RESULT)|\[xen-selftest\] (PASS|FAIL|SUMMARY)|typed-42|Serial input to|pressed -> " |
+        grep -v 'echo typed' | cut -c1-160 | sed "s/^/[$current]   /"
+}
+sdcard_linux
 
 # Reference: the same guest as dom0 of Xen 4.17 on the same board.
 xen_reference() {
