@@ -101,7 +101,6 @@ pub fn call(d: &Domain, v: &Vcpu, fid: u64, x1: u64, x2: u64, x3: u64) -> PsciOu
         PsciCall::SystemReset => PsciOutcome::Shutdown(SHUTDOWN_REBOOT),
         PsciCall::CpuOff => {
             v.power_off();
-            log::debug!("d{}v{}: CPU_OFF", d.id, v.id);
             PsciOutcome::Off
         }
         PsciCall::CpuOn { target, entry, context } => match d.vcpu_by_mpidr(target) {

@@ -168,7 +168,12 @@ pub(super) fn set_pending(env: &Env, d: &dyn Owner, t: &mut Table, vcpu: u32, po
     let prio = c.priority.min(EVTCHN_FIFO_PRIORITY_MIN as u8);
     let Some((ready, head)) = f.control(mm, vcpu, prio) else {
         // The guest must not unmask an event before its vCPU's control block exists: drop it.
-        log::warn!("d{}v{vcpu} has no FIFO control block: port {port} dropped", d.domid());
+        crate::guest_log!(
+            hw: env.hw,
+            log::Level::Warn,
+            "d{}v{vcpu} has no FIFO control block: port {port} dropped",
+            d.domid()
+        );
         return;
     };
     word.fetch_or(PENDING, Ordering::SeqCst);
@@ -232,7 +237,7 @@ fn set_link(word: &AtomicU32, link: u32) -> bool {
             return r;
         }
     }
-    log::warn!("FIFO event word keeps changing: port {link} not linked");
+    crate::guest_log!(log::Level::Warn, "FIFO event word keeps changing: port {link} not linked");
     word.fetch_and(!BUSY, Ordering::SeqCst);
     true
 }

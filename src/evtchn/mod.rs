@@ -621,7 +621,12 @@ pub fn send(env: &Env, d: &dyn Owner, port: u32) -> Result<()> {
             _ => continue,
         }
     }
-    log::warn!("d{} port {port}: its binding kept changing while sending; event dropped", d.domid());
+    crate::guest_log!(
+        hw: env.hw,
+        log::Level::Warn,
+        "d{} port {port}: its binding kept changing while sending; event dropped",
+        d.domid()
+    );
     Ok(())
 }
 

@@ -300,7 +300,7 @@ pub fn clear_flags(mm: &Mm, st: &GtState, gref: u32, mask: u16) {
             Err(now) => cur = now,
         }
     }
-    log::warn!("grant entry {gref}: guest keeps rewriting its flags, {mask:#x} left set");
+    crate::guest_log!(log::Level::Warn, "grant entry {gref}: guest keeps rewriting its flags, {mask:#x} left set");
 }
 
 /// The `frame` field of v1 shared entry `gref`.

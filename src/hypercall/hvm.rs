@@ -12,7 +12,6 @@
 //! -ENOSYS (Linux's `xen_add_device` then reports the device and carries on).
 
 use super::{Call, Outcome};
-use crate::ratelimit::RateLimit;
 use crate::types::Errno;
 use xen_abi::XenHvmParam;
 use xen_abi::hvm::*;
@@ -62,9 +61,6 @@ pub fn hvm_op(c: &Call, op: u64, arg: u64) -> Outcome {
 
 #[inline(never)]
 pub fn physdev_op(c: &Call, cmd: u64) -> Outcome {
-    static LIMIT: RateLimit = RateLimit::new();
-    if LIMIT.allow(&*c.hv.hw).is_some() {
-        log::debug!("d{}v{}: PHYSDEVOP cmd={cmd}: not implemented", c.d.id, c.v.id);
-    }
+    crate::guest_log!(hw: &*c.hv.hw, log::Level::Debug, "d{}v{}: PHYSDEVOP cmd={cmd}: not implemented", c.d.id, c.v.id);
     Outcome::err(Errno::ENOSYS)
 }

@@ -654,14 +654,14 @@ impl Vgic {
     /// An access to an offset that names no register: RAZ/WI, said once in a while (a guest
     /// must not flood the console, XSA-118).
     fn unhandled(&self, hw: &dyn Hw, vcpu: usize, frame: &str, off: u64, write: bool, val: u64) {
-        static LIMIT: crate::ratelimit::RateLimit = crate::ratelimit::RateLimit::new();
-        if let Some(n) = LIMIT.allow(hw) {
-            let more = if n != 0 { " (and earlier messages suppressed)" } else { "" };
-            if write {
-                log::warn!("vGIC: vCPU {vcpu}: write {val:#x} to unimplemented {frame} offset {off:#x}: ignored{more}");
-            } else {
-                log::warn!("vGIC: vCPU {vcpu}: read of unimplemented {frame} offset {off:#x}: zero{more}");
-            }
+        if write {
+            crate::guest_log!(
+                hw: hw,
+                log::Level::Warn,
+                "vGIC: vCPU {vcpu}: write {val:#x} to unimplemented {frame} offset {off:#x}: ignored"
+            );
+        } else {
+            crate::guest_log!(hw: hw, log::Level::Warn, "vGIC: vCPU {vcpu}: read of unimplemented {frame} offset {off:#x}: zero");
         }
     }
 }

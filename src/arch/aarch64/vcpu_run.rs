@@ -40,7 +40,7 @@ use aarch64_cpu::registers::*;
 use alloc::sync::Arc;
 use core::arch::asm;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use log::{debug, info, warn};
+use log::{info, warn};
 use xen_abi::XEN_HYPERCALL_TAG;
 use xen_abi::sched::*;
 use xen_abi::vcpuop::{RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
@@ -128,7 +128,14 @@ fn enter(d: &Domain, v: &Vcpu, entry: u64, x0: u64) -> ! {
     f.elr = entry;
     f.spsr = trap::PSR_MODE_EL1H | trap::PSR_DAIF;
     let me = percpu::this();
-    info!("d{}v{}: entering at {entry:#x} (EL1h, MMU off) with x0 {x0:#x} on CPU{}", d.id, v.id, me.index);
+    crate::guest_log!(
+        hw: &*percpu::hv().hw,
+        log::Level::Info,
+        "d{}v{}: entering at {entry:#x} (EL1h, MMU off) with x0 {x0:#x} on CPU{}",
+        d.id,
+        v.id,
+        me.index
+    );
     // SAFETY: the top of this CPU's EL2 stack, and nothing on it is needed any more (this
     // never returns); HCR/VTTBR/VTCR and the EL1 registers describe the vCPU; the frame names
     // EL1h with interrupts masked at `entry`.
@@ -395,7 +402,9 @@ fn other(kind: TrapKind, d: &'static Arc<Domain>, v: &'static Vcpu, f: &mut Trap
             warn!("d{}v{}: SError from the guest (ESR {:#x}): crashing it", d.id, v.id, f.esr);
             shutdown(d, v, SHUTDOWN_CRASH)
         }
-        TrapKind::Fiq => warn!("d{}v{}: unexpected FIQ", d.id, v.id),
+        TrapKind::Fiq => {
+            crate::guest_log!(hw: &*percpu::hv().hw, log::Level::Warn, "d{}v{}: unexpected FIQ", d.id, v.id)
+        }
     }
 }
 
@@ -415,7 +424,7 @@ fn irq(d: &Domain, v: &Vcpu) {
 fn check_stop(d: &Domain, v: &Vcpu) {
     if v.stop_if_requested() {
         stop_here(d, v);
-        debug!("d{}v{}: stopped on CPU{}", d.id, v.id, percpu::index());
+        crate::guest_log!(hw: &*percpu::hv().hw, log::Level::Debug, "d{}v{}: stopped on CPU{}", d.id, v.id, percpu::index());
         idle()
     }
 }
@@ -523,7 +532,9 @@ fn sync(d: &'static Arc<Domain>, v: &'static Vcpu, f: &mut TrapFrame) {
         GuestTrap::DataAbort { ipa, write, .. } if retry(ipa, if write { Access::Write } else { Access::Read }) => {}
         GuestTrap::InstrAbort { ipa, .. } if retry(ipa, Access::Execute) => {}
         GuestTrap::DataAbort { ipa, va, write, fsc, .. } => {
-            debug!(
+            crate::guest_log!(
+                hw: &*percpu::hv().hw,
+                log::Level::Debug,
                 "d{}v{}: data abort on IPA {ipa:#x} (VA {va:#x}, {}, FSC {fsc:#x}): reflected",
                 d.id,
                 v.id,
@@ -532,7 +543,13 @@ fn sync(d: &'static Arc<Domain>, v: &'static Vcpu, f: &mut TrapFrame) {
             inject(f, |pc| trap::inject_abort(pc, false, va, il))
         }
         GuestTrap::InstrAbort { ipa, va, .. } => {
-            debug!("d{}v{}: instruction abort on IPA {ipa:#x} (VA {va:#x}): reflected", d.id, v.id);
+            crate::guest_log!(
+                hw: &*percpu::hv().hw,
+                log::Level::Debug,
+                "d{}v{}: instruction abort on IPA {ipa:#x} (VA {va:#x}): reflected",
+                d.id,
+                v.id
+            );
             inject(f, |pc| trap::inject_abort(pc, true, va, il))
         }
         GuestTrap::Wfx { wfe } => {
