@@ -23,6 +23,7 @@
 #![no_std]
 
 pub mod console;
+pub mod evtchn;
 pub mod exception;
 pub mod gic;
 pub mod hypercall;
