@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Cross-domain grants, end to end, on granite under QEMU virt (3 CPUs): the xdom guest as a
-# domU with 2 vCPUs granting pages, and as dom0 mapping them (tests/guests/src/bin/xdom.rs).
+# Cross-domain grants and event channels, end to end, on granite under QEMU virt (3 CPUs): the
+# xdom guest as a domU with 2 vCPUs granting pages, and as dom0 mapping them; both bounce 1000
+# notifications through an interdomain event channel (tests/guests/src/bin/xdom.rs).
 # Passes (exit 0) only if dom0 prints ALL PASSED, neither side prints a FAIL line, every domU
-# scenario passed, the domU's crash stopped both its vCPUs and tore it down while dom0 still
+# scenario passed, both sides' event-channel scenarios passed, the domU's crash stopped both its vCPUs and tore it down while dom0 still
 # mapped its pages, its pages were freed once dom0 unmapped them, and QEMU exited 0.
 #   NO_BUILD=1 uses the images as they are; TIMEOUT (default 120 s).
 set -uo pipefail
@@ -26,8 +27,12 @@ grep -aE '\[granite-test\] (PASS|FAIL|SUMMARY|ALL PASSED)' "$log" | tr -d '\r'
 [ "$rc" = 0 ] || { echo "[xdom] QEMU exit status $rc"; fail=1; }
 grep -aq '\[granite-test\] FAIL' "$log" && { echo "[xdom] a FAIL line"; fail=1; }
 need "(d0) [granite-test] ALL PASSED"
-for s in domu_sees_reply_and_flags_cleared domu_read_only_page_untouched domu_revokes_a_mapped_grant domu_revoked_entry_stays_clear; do
+for s in domu_evtchn_setup domu_sees_reply_and_flags_cleared domu_read_only_page_untouched domu_revokes_a_mapped_grant \
+    domu_revoked_entry_stays_clear domu_evtchn_bounce domu_evtchn_after_peer_close; do
     need "(d1) [granite-test] PASS $s"
+done
+for s in evtchn_setup evtchn_interdomain_bounce; do
+    need "(d0) [granite-test] PASS $s"
 done
 need "d1v0 pinned to CPU1"
 need "d1v1 pinned to CPU2"
