@@ -105,7 +105,32 @@ pub struct HostMachine {
     // Declared before the arena so that it is dropped first.
     pub hv: Hypervisor,
     pub hw: Arc<FakeHw>,
+    /// What [`HostMachine::reset`] builds the next hypervisor from.
+    fresh: Fresh,
     _arena: Arena,
+}
+
+struct Fresh {
+    phys: PhysMap,
+    frames: u64,
+    ipa_bits: u32,
+    tlb: Arc<dyn TlbOps>,
+    opts: Options,
+}
+
+impl Fresh {
+    /// A hypervisor over the whole arena, as booted (every frame in the heap, every CPU online).
+    fn hypervisor(&self) -> (Hypervisor, Arc<FakeHw>) {
+        let mm = Mm::new(FrameTable::new(RAM_BASE_MFN, self.frames), self.phys, self.tlb.clone());
+        mm.heap.add_range(&mm.frames, RAM_BASE_MFN, self.frames);
+        let stage = StageConfig::new(self.ipa_bits, self.ipa_bits, false).expect("unsupported IPA size");
+        let hw = Arc::new(FakeHw::default());
+        let hv = Hypervisor::new(mm, stage, self.opts.clone(), hw.clone());
+        for c in 0..crate::sched::MAX_CPUS {
+            hv.sched.set_online(c);
+        }
+        (hv, hw)
+    }
 }
 
 impl HostMachine {
@@ -130,7 +155,7 @@ impl HostMachine {
         // SAFETY: physical [first, first + size) is backed by the arena at `ptr`.
         let phys =
             unsafe { PhysMap::new((ptr as usize).wrapping_sub(first as usize), first, first + frames * PAGE_SIZE) };
-        let mm = Mm::new(FrameTable::new(RAM_BASE_MFN, frames), phys, tlb);
+        let mm = Mm::new(FrameTable::new(RAM_BASE_MFN, frames), phys, tlb.clone());
         let mut plan = crate::bootmem::BootMem::new(&[crate::dt::Region::new(first, frames * PAGE_SIZE)]).unwrap();
         carve(&mut plan);
         for r in plan.into_heap().iter() {
@@ -138,11 +163,25 @@ impl HostMachine {
         }
         let stage = StageConfig::new(ipa_bits, ipa_bits, false).expect("unsupported IPA size");
         let hw = Arc::new(FakeHw::default());
+        let fresh = Fresh { phys, frames, ipa_bits, tlb, opts: opts.clone() };
         let hv = Hypervisor::new(mm, stage, opts, hw.clone());
         for c in 0..crate::sched::MAX_CPUS {
             hv.sched.set_online(c);
         }
-        HostMachine { hv, hw, _arena: Arena { ptr, layout } }
+        HostMachine { hv, hw, fresh, _arena: Arena { ptr, layout } }
+    }
+
+    /// Replace the hypervisor by a freshly booted one over the same simulated RAM, as if the
+    /// machine had been built again (the fuzzer's way of starting each input from the same
+    /// state without allocating and faulting in the RAM again). Exact: the frame table, the
+    /// page allocator and every structure are new, and every page is zeroed when it is
+    /// allocated, so what the old hypervisor left in RAM is never seen. Only for machines
+    /// built with [`HostMachine::new`] (no boot-memory plan).
+    pub fn reset(&mut self) {
+        let (hv, hw) = self.fresh.hypervisor();
+        // The old hypervisor goes first (its domains' Drop may touch their pages).
+        self.hv = hv;
+        self.hw = hw;
     }
 }
 

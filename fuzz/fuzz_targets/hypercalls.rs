@@ -437,8 +437,18 @@ fn grant_op() -> u64 {
     xen_abi::hypercall::GRANT_TABLE_OP
 }
 
+thread_local! {
+    /// One simulated machine for the whole run: each input gets a freshly booted hypervisor
+    /// over it ([`HostMachine::reset`]), exactly as a new machine would be, without allocating
+    /// and faulting in its RAM again (that was most of the time per input).
+    static MACHINE: std::cell::RefCell<Option<HostMachine>> = const { std::cell::RefCell::new(None) };
+}
+
 fuzz_target!(|data: &[u8]| {
-    let m = HostMachine::new(2048, 40, Arc::new(NoTlb), Options { max_grant_frames: 6, ..Options::default() });
+    let mut m = MACHINE.with(|c| c.borrow_mut().take()).unwrap_or_else(|| {
+        HostMachine::new(1024, 40, Arc::new(NoTlb), Options { max_grant_frames: 6, ..Options::default() })
+    });
+    m.reset();
     let free0 = m.hv.mm.heap.free_frames();
     let guests = [
         Some(Guest::with_vcpus(&m.hv, 0, 4, 2)),
@@ -460,4 +470,5 @@ fuzz_target!(|data: &[u8]| {
     }
     assert!(w.m.hv.domains().is_empty(), "every domain finalised");
     assert_eq!(w.m.hv.mm.heap.free_frames(), w.free0, "every page back in the allocator");
+    MACHINE.with(|c| *c.borrow_mut() = Some(w.m));
 });

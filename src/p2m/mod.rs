@@ -162,6 +162,22 @@ impl P2m {
         mm.phys.atomic_u64(table.addr() + index * 8)
     }
 
+    /// The non-empty entries of `table` (`entries` of them, a multiple of 8) as (index, raw
+    /// descriptor), in order. Runs of empty entries — most of a sparse table — are skipped
+    /// eight at a time with one test (the audit and teardown walk whole tables).
+    fn occupied<'m>(&self, mm: &'m Mm, table: Mfn, entries: u64) -> impl Iterator<Item = (u64, u64)> + 'm {
+        let raw = move |i: u64| mm.phys.atomic_u64(table.addr() + i * 8).load(HwOrd::Relaxed);
+        // (The eight loads ORed without a loop: one comparison per eight entries.)
+        let any8 = move |i: u64| {
+            raw(i) | raw(i + 1) | raw(i + 2) | raw(i + 3) | raw(i + 4) | raw(i + 5) | raw(i + 6) | raw(i + 7)
+        };
+        (0..entries / 8)
+            .map(|c| c * 8)
+            .filter(move |&i| any8(i) != 0)
+            .flat_map(move |i| (i..i + 8).map(move |j| (j, raw(j))))
+            .filter(|&(_, pte)| pte != 0)
+    }
+
     fn index(&self, gfn: u64, level: u32) -> u64 {
         let i = gfn >> (9 * (3 - level));
         if level == self.cfg.root_level { i } else { i & (ENTRIES - 1) }
@@ -525,8 +541,9 @@ impl<'a> P2mWrite<'a> {
     /// Drop every entry below table `table` (at `level`) and free the table pages after the
     /// next TLB flush.
     fn free_subtree(&mut self, table: Mfn, level: u32) {
-        for i in 0..ENTRIES {
-            let pte = S2Pte::from_raw(self.p2m.slot(self.mm, table, i).load(HwOrd::Relaxed));
+        let (p2m, mm) = (self.p2m, self.mm);
+        for (_, raw) in p2m.occupied(mm, table, ENTRIES) {
+            let pte = S2Pte::from_raw(raw);
             if !pte.is_valid() {
                 continue;
             }
@@ -594,13 +611,12 @@ impl<'a> P2mWrite<'a> {
         self.st.dying = true;
         let (p2m, mm) = (self.p2m, self.mm);
         let root_level = p2m.cfg.root_level;
-        for i in 0..ENTRIES * p2m.cfg.root_pages() {
-            let slot = p2m.slot(mm, p2m.root, i);
-            let pte = S2Pte::from_raw(slot.load(HwOrd::Relaxed));
+        for (i, raw) in p2m.occupied(mm, p2m.root, ENTRIES * p2m.cfg.root_pages()) {
+            let pte = S2Pte::from_raw(raw);
             if !pte.is_valid() {
                 continue;
             }
-            slot.store(0, HwOrd::Release);
+            p2m.slot(mm, p2m.root, i).store(0, HwOrd::Release);
             self.st.need_flush = true;
             if pte.is_table(root_level) {
                 self.free_subtree(pte.mfn(), root_level + 1);
@@ -622,8 +638,8 @@ impl<'a> P2mWrite<'a> {
     /// Visit every leaf mapping: `(gfn, mapping)` with the mapping's base frame (audit).
     pub fn for_each_leaf(&self, mut f: impl FnMut(Gfn, Mapping)) {
         fn walk(w: &P2mWrite<'_>, table: Mfn, level: u32, base: u64, entries: u64, f: &mut dyn FnMut(Gfn, Mapping)) {
-            for i in 0..entries {
-                let pte = S2Pte::from_raw(w.p2m.slot(w.mm, table, i).load(HwOrd::Relaxed));
+            for (i, raw) in w.p2m.occupied(w.mm, table, entries) {
+                let pte = S2Pte::from_raw(raw);
                 if !pte.is_valid() {
                     continue;
                 }
