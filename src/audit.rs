@@ -53,6 +53,19 @@ pub fn audit(hv: &Hypervisor) -> AuditReport {
 
     audit_evtchn(hv, &mut extra, &mut v);
     for d in hv.domains() {
+        // Its virtual GIC: lists and what says it is queued agree, nothing queued on or sent
+        // from a vCPU that does not exist.
+        for s in d.vgic.check() {
+            v(format!("d{} vGIC: {s}", d.id));
+        }
+        // Memory reservation: never more pages than its limit.
+        let held = mm.pages_of(d.id).domheap.load(core::sync::atomic::Ordering::Acquire);
+        let max = d.max_pages.load(core::sync::atomic::Ordering::Acquire);
+        if held > max {
+            v(format!("d{}: holds {held} pages, more than its max_pages {max}", d.id));
+        }
+    }
+    for d in hv.domains() {
         // The domain's xenheap pages, listed before its P2M lock is taken (grant -> P2M).
         let mut own_xen: Vec<Mfn> = d.grant.read().frames().to_vec();
         own_xen.push(d.shared_info);

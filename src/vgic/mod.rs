@@ -579,6 +579,12 @@ impl Vgic {
             }
         }
         for v in 0..nr {
+            for id in 0..SGI_END {
+                let i = st.cpus[v].private[id as usize];
+                if (i.sgi_sources as u32) >> nr.min(8) != 0 || (i.active && (i.active_source as usize) >= nr) {
+                    bad.push(format!("vCPU {v}: SGI {id} from a vCPU that does not exist ({:#x})", i.sgi_sources));
+                }
+            }
             for id in 0..PPI_END {
                 let i = st.cpus[v].private[id as usize];
                 if let Some(q) = i.queued_on
