@@ -73,6 +73,13 @@ impl Bytes<'_> {
     }
 }
 
+/// The guest writes `v` at guest-physical `gpa` of its own memory — unless it gave that page
+/// away (remove_from_physmap, decrease_reservation), when the write would fault in a real
+/// guest: nothing is written and the hypercall that follows sees what is there.
+fn guest_write<T: Pod>(hv: &Hypervisor, g: &Guest, gpa: u64, v: &T) {
+    let _ = hypercall::GuestMem::new(hv, &g.d, &IdentityVa).write(gpa, v);
+}
+
 /// The argument area of every guest: RAM pages 0..3 (RAM is 16 pages at GUEST_RAM_GFN).
 const ARG: u64 = GUEST_RAM_GFN << 12;
 
@@ -112,7 +119,7 @@ impl World {
     }
     fn put<T: Pod>(&self, who: usize, v: &T) {
         if let Some(g) = &self.guests[who] {
-            g.put(self.hv(), ARG, v);
+            guest_write(self.hv(), g, ARG, v);
         }
     }
     fn step(&mut self, b: &mut Bytes) {
@@ -142,8 +149,8 @@ impl World {
                 let (idxs, gpfns, errs) = (ARG + 0x1000, ARG + 0x1400, ARG + 0x1800);
                 if let Some(g) = &self.guests[who] {
                     for i in 0..n {
-                        g.put(self.hv(), idxs + 8 * i, &b.num(70));
-                        g.put(self.hv(), gpfns + 8 * i, &b.gfn());
+                        guest_write(self.hv(), g, idxs + 8 * i, &b.num(70));
+                        guest_write(self.hv(), g, gpfns + 8 * i, &b.gfn());
                     }
                 }
                 let space = b.u8() as u16 % 7;
@@ -302,7 +309,7 @@ impl World {
                         // arguments there directly).
                         let gfn = b.gfn();
                         let gfn = if (GUEST_RAM_GFN..GUEST_RAM_GFN + 4).contains(&gfn) { gfn + 4 } else { gfn };
-                        g.put(self.hv(), extents + 8 * i, &gfn);
+                        guest_write(self.hv(), g, extents + 8 * i, &gfn);
                     }
                 }
                 let r = XenMemoryReservation {
@@ -425,7 +432,7 @@ impl World {
             hv.mm.phys.atomic_u64(g.d.shared_info.addr() + off).store(v, std::sync::atomic::Ordering::SeqCst);
         } else {
             let gpa = ((GUEST_RAM_GFN + 4 + b.u8() as u64 % 12) << 12) + 8 * (b.u16() as u64 % 512);
-            g.put(hv, gpa, &v);
+            guest_write(hv, g, gpa, &v);
         }
     }
 }
