@@ -482,9 +482,14 @@ impl Guest {
 impl Guest {
     /// Domain `id` with `2^order` RAM pages and `vcpus` vCPUs, vCPU `i` on CPU `i`.
     pub fn with_vcpus(hv: &Hypervisor, id: DomId, order: u32, vcpus: usize) -> Guest {
+        Guest::with_gic(hv, id, order, vcpus, crate::vgic::Version::V3)
+    }
+
+    /// [`Guest::with_vcpus`] with a virtual GIC of `version` at Xen's guest addresses.
+    pub fn with_gic(hv: &Hypervisor, id: DomId, order: u32, vcpus: usize, version: crate::vgic::Version) -> Guest {
         let mut cfg = hv.domain_config(id);
         cfg.pcpus = (0..vcpus).collect();
-        cfg.vgic = crate::vgic::guest::config(crate::vgic::Version::V3, vcpus as u32);
+        cfg.vgic = crate::vgic::guest::config(version, vcpus as u32);
         let d = hv.create_domain(cfg).expect("create domain");
         let ram = hv.mm.alloc_domheap(id, order).expect("guest RAM");
         d.p2m.write(&hv.mm).insert(Gfn(GUEST_RAM_GFN), 1 << order, ram, crate::p2m::P2mType::RamRw).expect("map RAM");

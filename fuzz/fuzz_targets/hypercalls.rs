@@ -4,8 +4,10 @@
 //! or pointing anywhere, grant entries, event words, control blocks and `shared_info` bits
 //! written by the "guests" themselves, VIRQs and run-state changes raised by the hypervisor,
 //! and domain teardowns. Memory (physmap and reservation), grant, event-channel (2-level and
-//! FIFO), vcpu_op, vm_assist, platform_op, hvm_op, physdev_op and console_io calls, and bytes
-//! typed on the console, are all in the mix. After every call the audit must be clean; at the
+//! FIFO), vcpu_op, vm_assist, platform_op, hvm_op, physdev_op and console_io calls, bytes
+//! typed on the console, the virtual GIC (register accesses of every width, SGIs, injections,
+//! list-register runs; GICv3 and GICv2), PSCI and the emulated EL1 physical timer are all in
+//! the mix. After every call the audit must be clean; at the
 //! end every page must be back in the allocator.
 //!
 //!     scripts/fuzz-host.sh [seconds]     (cargo +nightly fuzz run hypercalls)
@@ -87,6 +89,36 @@ struct World {
     m: HostMachine,
     guests: [Option<Guest>; 3],
     free0: u64,
+    timer: FakeTimer,
+}
+
+/// A simulated EL2 physical timer (what the guest's EL1 physical timer is emulated on).
+#[derive(Default)]
+struct FakeTimer {
+    ctl: std::cell::Cell<u64>,
+    cval: std::cell::Cell<u64>,
+    now: std::cell::Cell<u64>,
+}
+
+impl granite::vtimer::TimerHw for FakeTimer {
+    fn ctl(&self) -> u64 {
+        // ISTATUS as the hardware computes it.
+        let c = self.ctl.get() & 3;
+        c | if c & 1 != 0 && self.now.get() >= self.cval.get() { 4 } else { 0 }
+    }
+    fn set_ctl(&self, v: u64) {
+        assert_eq!(v & !3, 0, "only ENABLE and IMASK are written");
+        self.ctl.set(v);
+    }
+    fn cval(&self) -> u64 {
+        self.cval.get()
+    }
+    fn set_cval(&self, v: u64) {
+        self.cval.set(v);
+    }
+    fn counter(&self) -> u64 {
+        self.now.get()
+    }
 }
 
 impl World {
@@ -122,12 +154,68 @@ impl World {
             guest_write(self.hv(), g, ARG, v);
         }
     }
+    /// The virtual GIC: register accesses of any width at and around its frames, SGIs,
+    /// injections, and guest runs (list registers loaded, the guest acknowledging and
+    /// completing some, folded back), vCPUs going on and off line.
+    fn vgic(&self, b: &mut Bytes, who: usize) {
+        let g = self.guests[who].as_ref().unwrap();
+        let (hw, vg) = (&*self.m.hw, &g.d.vgic);
+        let vcpu = b.u8() as usize % 2;
+        match b.u8() % 6 {
+            0 | 1 => {
+                let cfg = vg.config();
+                let base = match (b.u8() % 3, cfg.redist.first()) {
+                    (0, Some(&(r, _))) => r + (b.u8() as u64 % 3) * 0x1_0000,
+                    (1, _) => cfg.dist_base + 0x1_0000 * (b.u8() as u64 % 2),
+                    _ => cfg.dist_base,
+                };
+                let off = match b.u8() % 4 {
+                    0 => b.u16() as u64,
+                    1 => [0x0, 0x4, 0x8, 0xc, 0x80, 0x100, 0x180, 0x200, 0x280, 0x300, 0x380, 0x400, 0x800, 0xc00, 0xe00, 0xf00, 0xf10, 0xf20, 0x6100, 0xffe8][b.u8() as usize % 20] + 4 * (b.u8() as u64 % 8),
+                    _ => b.u16() as u64 & 0xfffc,
+                };
+                let size = [1u8, 2, 4, 8][b.u8() as usize % 4];
+                let _ = vg.mmio(hw, vcpu, base + off, size, b.u8() % 2 == 0, b.u64());
+            }
+            2 => {
+                let (sgi, targets) = vg.sgi1r_targets(vcpu, b.u64());
+                let _ = vg.send_sgi(vcpu, targets, sgi);
+            }
+            3 => {
+                let _ = vg.inject(vcpu, b.num(100) as u32);
+            }
+            4 => {
+                // A guest run: load, take and complete some, fold back.
+                let mut lrs = [granite::vgic::Lr::default(); 4];
+                let f = vg.flush(vcpu, &mut lrs);
+                for lr in lrs[..f.loaded].iter_mut() {
+                    match b.u8() % 3 {
+                        0 if lr.pending => {
+                            lr.pending = false;
+                            lr.active = true;
+                        }
+                        1 => lr.active = false,
+                        _ => {}
+                    }
+                }
+                vg.fold(vcpu, &lrs[..f.loaded]);
+            }
+            _ => {
+                if b.u8() % 2 == 0 {
+                    vg.vcpu_online(vcpu);
+                } else {
+                    let _ = vg.vcpu_offline(vcpu);
+                }
+            }
+        }
+    }
+
     fn step(&mut self, b: &mut Bytes) {
         let who = b.u8() as usize % 3;
         if self.guests[who].is_none() {
             return;
         }
-        match b.u8() % 18 {
+        match b.u8() % 21 {
             0 => {
                 let space = match b.u8() % 8 {
                     7 => b.u8() as u32,
@@ -233,7 +321,8 @@ impl World {
                 self.hv().destroy_domain(&g.d);
                 drop(g);
                 if self.hv().domain_any_state(who as u16).is_none() && b.u8() % 2 == 0 {
-                    self.guests[who] = Some(Guest::with_vcpus(self.hv(), who as u16, 4, 2));
+                    let v = if who == 2 { granite::vgic::Version::V2 } else { granite::vgic::Version::V3 };
+                    self.guests[who] = Some(Guest::with_gic(self.hv(), who as u16, 4, 2, v));
                 }
             }
             9 => {
@@ -327,6 +416,35 @@ impl World {
                 }
                 let start = if b.u8() % 16 == 0 { b.u64() << MEMOP_EXTENT_SHIFT } else { 0 };
                 self.call(who, hypercall_op(), [cmd | start, Self::ptr(b), 0, 0, 0]);
+            }
+            18 => self.vgic(b, who),
+            19 => {
+                // PSCI from one of its vCPUs (the outcome is the arch layer's to carry out;
+                // the vCPUs' run states change here as they would).
+                let g = self.guests[who].as_ref().unwrap();
+                let v = &g.d.vcpus[b.u8() as usize % 2];
+                let fid = match b.u8() % 4 {
+                    0 => b.u64(),
+                    1 => 0x8400_0000 + b.u8() as u64 % 0x20,
+                    _ => [0x8400_0000, 0x8400_0002, 0xc400_0003, 0xc400_0004, 0x8400_000a, 0x8000_0000, 0x8000_0001][b.u8() as usize % 7],
+                };
+                let _ = granite::vpsci::call(&g.d, v, fid, b.num(4), b.u64(), b.u64());
+            }
+            20 => {
+                // The guest's EL1 physical timer, emulated on a simulated EL2 timer.
+                let t = &self.timer;
+                let r = [granite::vtimer::PhysReg::Ctl, granite::vtimer::PhysReg::Cval, granite::vtimer::PhysReg::Tval]
+                    [b.u8() as usize % 3];
+                if b.u8() % 2 == 0 {
+                    granite::vtimer::write(t, r, b.u64());
+                } else {
+                    let got = granite::vtimer::read(t, r);
+                    if r == granite::vtimer::PhysReg::Ctl {
+                        assert_eq!(got & !7, 0, "CNTP_CTL reads only ENABLE, IMASK, ISTATUS");
+                    }
+                }
+                t.now.set(t.now.get().wrapping_add(b.num(1 << 20)));
+                let _ = granite::vtimer::fired(t);
             }
             17 => match b.u8() % 4 {
                 0 | 1 => {
@@ -457,12 +575,13 @@ fuzz_target!(|data: &[u8]| {
     });
     m.reset();
     let free0 = m.hv.mm.heap.free_frames();
+    // Domain 2 has a GICv2, the others a GICv3.
     let guests = [
         Some(Guest::with_vcpus(&m.hv, 0, 4, 2)),
         Some(Guest::with_vcpus(&m.hv, 1, 4, 2)),
-        Some(Guest::with_vcpus(&m.hv, 2, 4, 2)),
+        Some(Guest::with_gic(&m.hv, 2, 4, 2, granite::vgic::Version::V2)),
     ];
-    let mut w = World { m, guests, free0 };
+    let mut w = World { m, guests, free0, timer: FakeTimer::default() };
     let mut b = Bytes(data);
     for _ in 0..64 {
         if b.0.is_empty() {
