@@ -175,7 +175,7 @@ impl World {
                     _ => b.u16() as u64 & 0xfffc,
                 };
                 let size = [1u8, 2, 4, 8][b.u8() as usize % 4];
-                let _ = vg.mmio(hw, vcpu, base + off, size, b.u8() % 2 == 0, b.u64());
+                let _ = vg.mmio(hw, vcpu, base + off, size, b.u8().is_multiple_of(2), b.u64());
             }
             2 => {
                 let (sgi, targets) = vg.sgi1r_targets(vcpu, b.u64());
@@ -201,7 +201,7 @@ impl World {
                 vg.fold(vcpu, &lrs[..f.loaded]);
             }
             _ => {
-                if b.u8() % 2 == 0 {
+                if b.u8().is_multiple_of(2) {
                     vg.vcpu_online(vcpu);
                 } else {
                     let _ = vg.vcpu_offline(vcpu);
@@ -225,7 +225,7 @@ impl World {
                     who,
                     &XenAddToPhysmap { domid: b.domid(), size: b.u16() % 8, space, idx: b.num(70), gpfn: b.gfn() },
                 );
-                let cmd = XENMEM_ADD_TO_PHYSMAP | if b.u8() % 16 == 0 { b.u64() << 6 } else { 0 };
+                let cmd = XENMEM_ADD_TO_PHYSMAP | if b.u8().is_multiple_of(16) { b.u64() << 6 } else { 0 };
                 self.call(who, hypercall_op(), [cmd, Self::ptr(b), 0, 0, 0]);
             }
             1 => {
@@ -262,12 +262,12 @@ impl World {
                     GNTTABOP_GET_STATUS_FRAMES,
                     GNTTABOP_DUMP_TABLE,
                 ][b.u8() as usize % 6];
-                let count = if b.u8() % 8 == 0 { b.u64() } else { 1 };
+                let count = if b.u8().is_multiple_of(8) { b.u64() } else { 1 };
                 self.call(who, grant_op(), [cmd, Self::ptr(b), count, 0, 0]);
             }
             4 => {
                 let host =
-                    if b.u8() % 2 == 0 { (GUEST_GNTTAB_GFN + 32 + b.u8() as u64 % 8) << 12 } else { b.gfn() << 12 };
+                    if b.u8().is_multiple_of(2) { (GUEST_GNTTAB_GFN + 32 + b.u8() as u64 % 8) << 12 } else { b.gfn() << 12 };
                 self.put(
                     who,
                     &GnttabMapGrantRef {
@@ -282,7 +282,7 @@ impl World {
             }
             5 => {
                 let host =
-                    if b.u8() % 2 == 0 { (GUEST_GNTTAB_GFN + 32 + b.u8() as u64 % 8) << 12 } else { b.gfn() << 12 };
+                    if b.u8().is_multiple_of(2) { (GUEST_GNTTAB_GFN + 32 + b.u8() as u64 % 8) << 12 } else { b.gfn() << 12 };
                 self.put(
                     who,
                     &GnttabUnmapGrantRef {
@@ -312,7 +312,7 @@ impl World {
                 let g = self.guests[who].as_ref().unwrap();
                 let gref = b.u8() as u32 % 16;
                 let frame =
-                    if b.u8() % 4 == 0 { b.u64() as u32 } else { (GUEST_RAM_GFN + 4 + b.u8() as u64 % 12) as u32 };
+                    if b.u8().is_multiple_of(4) { b.u64() as u32 } else { (GUEST_RAM_GFN + 4 + b.u8() as u64 % 12) as u32 };
                 g.write_grant(self.hv(), gref, b.u16() % 0x40, b.u16() % 4, frame);
             }
             8 if who != 0 => {
@@ -320,7 +320,7 @@ impl World {
                 let g = self.guests[who].take().unwrap();
                 self.hv().destroy_domain(&g.d);
                 drop(g);
-                if self.hv().domain_any_state(who as u16).is_none() && b.u8() % 2 == 0 {
+                if self.hv().domain_any_state(who as u16).is_none() && b.u8().is_multiple_of(2) {
                     let v = if who == 2 { granite::vgic::Version::V2 } else { granite::vgic::Version::V3 };
                     self.guests[who] = Some(Guest::with_gic(self.hv(), who as u16, 4, 2, v));
                 }
@@ -367,10 +367,10 @@ impl World {
                             mbz: b.num(2) as u32,
                             system_time: b.u64(),
                         });
-                        if b.u8() % 8 == 0 {
+                        if b.u8().is_multiple_of(8) {
                             op.cmd = b.u8() as u32;
                         }
-                        if b.u8() % 8 == 0 {
+                        if b.u8().is_multiple_of(8) {
                             op.interface_version = b.u8() as u32;
                         }
                         self.put(who, &op);
@@ -403,7 +403,7 @@ impl World {
                 }
                 let r = XenMemoryReservation {
                     extent_start: extents,
-                    nr_extents: if b.u8() % 16 == 0 { b.u64() } else { n },
+                    nr_extents: if b.u8().is_multiple_of(16) { b.u64() } else { n },
                     extent_order: b.num(3) as u32,
                     mem_flags: b.u8() as u32,
                     domid: b.domid(),
@@ -414,7 +414,7 @@ impl World {
                 } else {
                     self.put(who, &r);
                 }
-                let start = if b.u8() % 16 == 0 { b.u64() << MEMOP_EXTENT_SHIFT } else { 0 };
+                let start = if b.u8().is_multiple_of(16) { b.u64() << MEMOP_EXTENT_SHIFT } else { 0 };
                 self.call(who, hypercall_op(), [cmd | start, Self::ptr(b), 0, 0, 0]);
             }
             18 => self.vgic(b, who),
@@ -435,7 +435,7 @@ impl World {
                 let t = &self.timer;
                 let r = [granite::vtimer::PhysReg::Ctl, granite::vtimer::PhysReg::Cval, granite::vtimer::PhysReg::Tval]
                     [b.u8() as usize % 3];
-                if b.u8() % 2 == 0 {
+                if b.u8().is_multiple_of(2) {
                     granite::vtimer::write(t, r, b.u64());
                 } else {
                     let got = granite::vtimer::read(t, r);
@@ -448,7 +448,7 @@ impl World {
             }
             17 => match b.u8() % 4 {
                 0 | 1 => {
-                    let index = if b.u8() % 2 == 0 { [0, 1, 2, 17, 18][b.u8() as usize % 5] } else { b.u8() as u32 };
+                    let index = if b.u8().is_multiple_of(2) { [0, 1, 2, 17, 18][b.u8() as usize % 5] } else { b.u8() as u32 };
                     self.put(who, &XenHvmParam { domid: b.domid(), _pad: 0, index, value: b.u64() });
                     self.call(who, xen_abi::hypercall::HVM_OP, [b.num(3), Self::ptr(b), 0, 0, 0]);
                 }
@@ -456,7 +456,7 @@ impl World {
                 _ => {
                     // Bytes typed on the hypervisor's console (Ctrl-A included), then a read.
                     for _ in 0..b.u8() % 8 {
-                        let c = if b.u8() % 4 == 0 { 1 } else { b.u8() };
+                        let c = if b.u8().is_multiple_of(4) { 1 } else { b.u8() };
                         granite::input::receive(self.hv(), c);
                     }
                     let count = b.num(300);
@@ -545,7 +545,7 @@ impl World {
             1 => u64::MAX,
             _ => b.u64(),
         };
-        if b.u8() % 2 == 0 {
+        if b.u8().is_multiple_of(2) {
             let off = 8 * (b.u8() as u64 % 136);
             hv.mm.phys.atomic_u64(g.d.shared_info.addr() + off).store(v, std::sync::atomic::Ordering::SeqCst);
         } else {
