@@ -100,11 +100,8 @@ pub mod rank {
     pub const GRANT: Rank = Rank::new(40, "grant table");
     /// A domain's P2M (two are never held together).
     pub const P2M: Rank = Rank::new(50, "P2M");
-    /// vGIC: a domain's distributor, then a vCPU's list of pending/active IRQs, then one IRQ
-    /// (room: the vGIC issue).
-    pub const VGIC_DIST: Rank = Rank::new(60, "vGIC distributor");
-    pub const VGIC_VCPU: Rank = Rank::new(62, "vGIC vCPU pending list");
-    pub const VGIC_IRQ: Rank = Rank::new(64, "vGIC IRQ");
+    /// A domain's virtual GIC (all its interrupt state, one lock).
+    pub const VGIC_DIST: Rank = Rank::new(60, "vGIC");
     /// A domain's maptrack (its own grant mappings).
     pub const MAPTRACK: Rank = Rank::new(70, "maptrack");
     /// A domain's permitted MMIO ranges.
