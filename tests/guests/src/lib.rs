@@ -26,6 +26,7 @@ pub mod console;
 pub mod evtchn;
 pub mod exception;
 pub mod gic;
+pub mod gicfuzz;
 pub mod hypercall;
 pub mod mem;
 pub mod mmu;
