@@ -1,13 +1,17 @@
 //! The SMP hypercall fuzz guest, booted as dom0: every vCPU runs a seeded, weighted grammar
-//! of hypercalls (memory_op physmap calls, grant_table_op, xen_version, console_io, sched_op
-//! and numbers that do not exist), racing the others on the same grant frames and GFNs,
-//! checks what a guest can check, calls the project's audit hypercall, and prints one
-//! SUMMARY line.
+//! over every surface a guest has (memory_op physmap and reservation calls, grant_table_op,
+//! event_channel_op, vcpu_op and vm_assist, hvm_op, physdev_op, xen_version, console_io,
+//! sched_op, numbers that do not exist, PSCI/SMCCC, the virtual GIC's registers and SGIs, the
+//! EL1 timers' registers), racing the others on the same grant frames, GFNs and ports, checks
+//! what a guest can check, calls the project's audit hypercall, and prints one line per
+//! operation (how often, guest time spent, results) and one SUMMARY line.
 //!
 //! Boot arguments: `seed=<u64>` (decimal or 0x-hex; default: from the counter, printed),
-//! `iters=<n>` hypercalls per vCPU (default 20000), `audit_every=<n>` (per vCPU, default
-//! 1000, 0 = only at the start and the end), `vcpus=<n>` (default: every CPU in the DT),
-//! `quirks=xen|none` (default: `xen` when the audit hypercall is unavailable, i.e. on Xen),
+//! `iters=<n>` hypercalls per vCPU (default 20000; PSCI calls count), `audit_every=<n>` (per
+//! vCPU, default 1000, 0 = only at the start and the end), `vcpus=<n>` (default: every CPU
+//! in the DT), `quirks=xen|none` (default: `xen` when the audit hypercall is unavailable,
+//! i.e. on Xen), `gicfuzz=0` (leave the GIC's registers alone), `skip=<n>+<n>...` (leave out
+//! the operations with those numbers: `Op` below),
 //! `granter=<domid>`: that domain runs this image with `role=granter` (see the end of this
 //! file): map_grant_ref and copy then also aim at its grants, which it rewrites, revokes and
 //! points at pages it swaps for grant frames and holes, before crashing (`crash_ms=`) while
@@ -61,7 +65,57 @@
 //! - The audit hypercall (63) answers 0 violations, or -ENOSYS (unavailable: Xen).
 //! - No unexpected exception on any vCPU (the exception handler ends the run as FAIL).
 //!
+//! # The other surfaces
+//! - **Sacrificial pages** (`SAC`, 32 pages of our BSS that Rust code never touches, the last
+//!   one out of stage 1): whatever the hypervisor is asked to keep and write to on its own —
+//!   `vcpu_info` (VCPUOP_register_vcpu_info), runstate areas, FIFO control blocks
+//!   (EVTCHNOP_init_control) and event arrays (EVTCHNOP_expand_array) — goes there (at random
+//!   offsets, also bad ones), or to GFNs that hold no page (holes, the GIC, 0, absurd ones):
+//!   never where a grant frame may be mapped, nor in our own memory. The reservation ops
+//!   (decrease_reservation, populate_physmap, increase_reservation, orders up to 25, lists up
+//!   to 4096+ extents, continuations) give back and take the sacrificial pages, the shared
+//!   victim pages and the pools' GFNs (grant frames, shared_info and mappings there), never
+//!   our code, data or stacks: we are direct-mapped, so a page given back stays ours and
+//!   populate_physmap maps the same one again. Our own private GFNs get decrease/populate
+//!   with the state model: a decrease unmaps what is there (RAM, a grant frame, shared_info:
+//!   1 extent done) or does nothing (empty), a populate maps our RAM back (victim pages) or
+//!   fails (no RAM at that address). With a granter, dom0 also populates and gives back pages
+//!   of the granter's where it has nothing (GRANTER_HOLES), allocates ports in its table and
+//!   binds to them, and sets its HVM parameters.
+//! - **Event channels**: every sub-op with valid, nearly valid (ports recently handed out to
+//!   any vCPU, the limits, vCPUs that do not exist) and garbage arguments, unknown sub-ops
+//!   (-ENOSYS) and unreadable arguments (-EFAULT); the 2-level ABI and FIFO (init_control,
+//!   expand_array, set_priority), EVTCHNOP_reset back to 2-level. Checked: a status of ours
+//!   is a state that exists on a vCPU that exists; and a sequence on ports of our own — a new
+//!   unbound port's status, a loopback interdomain binding to it (both ends' status, sends,
+//!   bind_vcpu), closing one end leaves the other unbound — which is void (not reported)
+//!   when another vCPU may have changed one of those ports meanwhile (EV_TOUCH, EV_DONE,
+//!   EV_RESETS).
+//! - **vcpu_op / vm_assist / hvm_op / physdev_op / console_io read**: Xen's answers where a
+//!   guest can know them (unknown vcpu_op sub-ops -EINVAL, vm_assist's one type, our
+//!   HVM_PARAM_CALLBACK_IRQ never changes, unknown hvm_op and every physdev_op -ENOSYS).
+//! - **PSCI**: VERSION (1.1), FEATURES, AFFINITY_INFO (levels 0-3, MPIDRs no vCPU has),
+//!   CPU_ON of ourselves (with any entry point), of MPIDRs no vCPU has, of the others at our
+//!   entry point (a vCPU that finished its share is started again for a short visit),
+//!   MIGRATE_INFO_TYPE, SMCCC queries, function ids nobody implements (never one that stops,
+//!   resets, suspends or starts a CPU). The answers are checked where Xen 4.17's are known.
+//! - **The virtual GIC and the timers** (granite_guests::gicfuzz): random accesses to the
+//!   distributor and every redistributor (GICv3) or the distributor (GICv2), every width,
+//!   through the fault probes (a refused access must be a data abort at its address); the
+//!   read-only ID registers never change; SGIs through ICC_SGI1R_EL1 or GICD_SGIR with good
+//!   and bad targets; CNTV_*/CNTP_* programming with the architectural read-back checks.
+//!   Interrupts stay masked while fuzzing. At the end (every secondary off) the GIC is set up
+//!   again and a virtual timer interrupt must arrive on vCPU 0 and on each secondary, started
+//!   again with CPU_ON (SUCCESS while off, then ALREADY_ON or ON_PENDING); AFFINITY_INFO then
+//!   says OFF again. If the distributor does not answer where the device tree says (the
+//!   Raspberry Pi 4's tree gives a bus address the runtime does not translate), the GIC is
+//!   left out.
+//!
 //! # Inputs left out on Xen (`quirks=xen`)
+//! - The GIC's registers (Xen 4.17's vGIC aborts on some and deviates elsewhere: the `gic`
+//!   guest covers it with its own quirks); SGIs and the interrupt check at the end stay.
+//! - CNTP_CTL's bits other than ENABLE are not checked: Xen 4.17 reads back what the guest
+//!   wrote to its RES0 bits and to ISTATUS.
 //! - `gmfn_foreign` with foreign_domid = DOMID_IO: Xen before f795a9c491 looks up a P2M that
 //!   DOMID_IO does not have (a data abort in the hypervisor).
 //! - A grant mapping, at the GFN G where a grant frame is mapped, of that same frame: e.g.
@@ -99,11 +153,14 @@
 #![no_main]
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use granite_guests::gic::{self, gicd, gicr, read32};
 use granite_guests::hypercall::{STATUS_UNWRITTEN, hypercall5};
 use granite_guests::report::StrBuf;
 use granite_guests::smp::{self, CpuState, MAX_CPUS};
-use granite_guests::{Global, PAGE_SIZE as PAGE, Pages, Platform, Region, console, mmu, probe_read, probe_write};
+use granite_guests::{
+    Conduit, Global, PAGE_SIZE as PAGE, Pages, Platform, Region, console, gicfuzz, mmu, probe_read, probe_write, timer,
+};
 use xen_abi::errno::*;
 use xen_abi::gnttab::*;
 use xen_abi::hypercall as hc;
@@ -148,6 +205,17 @@ static SHARED: Pages<8> = Pages::new();
 const VICTIM_SHARED: usize = 16;
 const VICTIM_PRIVATE: usize = 4;
 static VICTIM: Pages<{ VICTIM_SHARED + VICTIM_PRIVATE * MAX_CPUS }> = Pages::new();
+
+/// Sacrificial pages: what the hypervisor is asked to write to on its own (registered
+/// `vcpu_info`s, runstate areas, FIFO control blocks and event arrays) and what the
+/// reservation ops give back and take again. Never touched by Rust code; the last page is
+/// taken out of stage 1 (a runstate area straddling the end faults there).
+const SAC_PAGES: usize = 32;
+static SAC: Pages<{ SAC_PAGES + 1 }> = Pages::new();
+/// The granter's guest-physical frames dom0 gives and takes pages at (its RAM is 32 MiB at
+/// GUEST_RAM0_BASE: these are 64 MiB further, where it has nothing).
+const GRANTER_HOLES: u64 = (xen_abi::guest_layout::GUEST_RAM0_BASE >> 12) + 0x4000;
+const NGRANTER_HOLES: u64 = 64;
 
 const GRANT_POOL: u64 = 8;
 const GRANT_PRIVATE: u64 = 4;
@@ -208,6 +276,8 @@ struct Cfg {
     iters: u64,
     audit_every: u64,
     ncpus: usize,
+    /// vCPUs of this domain (the device tree's CPUs).
+    nvcpus: usize,
     xen_quirks: bool,
     g0: u64,
     gpages: u64,
@@ -225,6 +295,19 @@ struct Cfg {
     watch: u64,
     /// `granter=<domid>`: a domain running this image with `role=granter` (0: none).
     granter: DomId,
+    /// `skip=<op>+<op>...` (operation numbers, `Op` as usize): operations left out (bit mask).
+    skip: u64,
+    /// The GIC was found and set up (`gic::init`): SGIs, and the interrupt check at the end.
+    gic: bool,
+    /// Fuzz the GIC's registers (not with quirks=xen, nor with `gicfuzz=0`).
+    gic_fuzz: bool,
+    /// GICD_TYPER and GICD_IIDR at the start (read-only registers: they never change).
+    gicd_id: (u32, u32),
+    /// The vCPUs' MPIDRs (logical CPU order) and the PSCI conduit.
+    mpidrs: [u64; MAX_CPUS],
+    conduit: Conduit,
+    /// HVM_PARAM_CALLBACK_IRQ as read at the start (u64::MAX: unreadable).
+    callback: u64,
 }
 
 static CFG: Global<Cfg> = Global::new(Cfg {
@@ -232,6 +315,7 @@ static CFG: Global<Cfg> = Global::new(Cfg {
     iters: 0,
     audit_every: 0,
     ncpus: 1,
+    nvcpus: 1,
     xen_quirks: false,
     g0: 0,
     gpages: 0,
@@ -246,6 +330,13 @@ static CFG: Global<Cfg> = Global::new(Cfg {
     trace: false,
     watch: 0,
     granter: 0,
+    skip: 0,
+    gic: false,
+    gic_fuzz: false,
+    gicd_id: (0, 0),
+    mpidrs: [0; MAX_CPUS],
+    conduit: Conduit::Hvc,
+    callback: u64::MAX,
 });
 
 fn cfg() -> &'static Cfg {
@@ -340,6 +431,34 @@ static FAILED: AtomicBool = AtomicBool::new(false);
 /// Per vCPU: what it is doing (op id << 48 | hypercall count), for a vCPU that never ends.
 static DOING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
+/// Event-channel ports recently handed out to any vCPU (port + 1; 0 = empty), for the
+/// "nearly valid" operations.
+static EV_PORTS: [AtomicU32; 64] = [const { AtomicU32::new(0) }; 64];
+/// Ports dom0 allocated in the granter's table for itself to bind to (port + 1).
+static EV_GRANTER_PORTS: [AtomicU32; 8] = [const { AtomicU32::new(0) }; 8];
+/// Per port (modulo 4096): incremented before and after every operation that changes a
+/// port's state or binding (close, bind_vcpu, bind_interdomain to it), so a vCPU checking
+/// its own ports knows when another one may have interfered (odd: one in flight).
+static EV_TOUCH: [AtomicU32; 4096] = [const { AtomicU32::new(0) }; 4096];
+/// Likewise for EVTCHNOP_reset (closes every port).
+static EV_RESETS: AtomicU64 = AtomicU64::new(0);
+/// Operations of the EV_TOUCH kind completed (before their second EV_TOUCH increment).
+static EV_DONE: AtomicU64 = AtomicU64::new(0);
+
+/// Per vCPU: it ran its share of the fuzzing (a later CPU_ON only visits).
+static RAN: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Secondaries started again by a fuzzed CPU_ON once they were off.
+static REVISITS: AtomicU64 = AtomicU64::new(0);
+/// Set by vCPU 0 once it finished: no more CPU_ON of the others from the fuzzing.
+static NO_MORE_CPU_ON: AtomicBool = AtomicBool::new(false);
+/// The interrupt check at the end: a restarted secondary sets its GIC interface up again,
+/// waits for a timer interrupt and reports (1 | arrived << 1 | drained << 2 | late << 32).
+static FINAL_PHASE: AtomicBool = AtomicBool::new(false);
+static FINAL_RESULT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per secondary: vCPU 0 made its second CPU_ON (the visit waits for it, so that the vCPU is
+/// surely still on then).
+static FINAL_GO: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
 fn odd_push(gfn: u64) {
     if cfg().reserved(gfn) || cfg().in_pools(gfn) {
         return;
@@ -392,6 +511,10 @@ enum Hk {
     Map,
     /// unmap_grant_ref or unmap_and_replace (a = handle, rc = status)
     Unmap,
+    /// decrease_reservation of a private GFN
+    Decrease,
+    /// populate_physmap of a private GFN
+    Populate,
 }
 
 #[derive(Clone, Copy)]
@@ -438,6 +561,18 @@ struct Cpu {
     slot_st: [Slot; SLOTS],
     hist: [Hist; HIST_LEN],
     hist_next: usize,
+    /// vGIC register accesses (and how many were refused), SGIs sent, timer register
+    /// accesses, PSCI calls (also counted as hypercalls).
+    mmio: u64,
+    mmio_aborts: u64,
+    sgis: u64,
+    timer_regs: u64,
+    psci: u64,
+    /// Per operation: how often it was chosen, and its hypercalls' results (as `results`).
+    ops: [u32; NOPS],
+    op_res: [[u32; NRES]; NOPS],
+    /// Per operation: guest time spent in it (counter ticks).
+    op_ticks: [u64; NOPS],
 }
 
 impl Cpu {
@@ -462,6 +597,14 @@ impl Cpu {
             slot_st: [Slot::Empty; SLOTS],
             hist: [Hist { t: 0, gfn: 0, a: 0, rc: 0, x: 0, hc: 0, kind: Hk::None }; HIST_LEN],
             hist_next: 0,
+            mmio: 0,
+            mmio_aborts: 0,
+            sgis: 0,
+            timer_regs: 0,
+            psci: 0,
+            ops: [0; NOPS],
+            op_res: [[0; NRES]; NOPS],
+            op_ticks: [0; NOPS],
         }
     }
 }
@@ -607,6 +750,40 @@ struct Fuzz<'a> {
     cfg: &'static Cfg,
     /// How many ops of the last `gnttab_ops` array can be read back.
     readable: usize,
+    /// The operation under way (`Op` as usize), for the per-operation results.
+    op: usize,
+}
+
+/// splitmix64: the next value of the stream whose state is `s`.
+fn splitmix(s: &mut u64) -> u64 {
+    *s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *s;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Check failures gathered where `Fuzz::check` cannot be called (inside a library call that
+/// borrows the random stream); the first message is kept.
+struct Failures {
+    checks: u64,
+    failed: u64,
+    first: StrBuf<300>,
+}
+
+impl Failures {
+    fn new() -> Self {
+        Self { checks: 0, failed: 0, first: StrBuf::new() }
+    }
+    fn that(&mut self, ok: bool, what: fmt::Arguments) {
+        self.checks += 1;
+        if !ok {
+            self.failed += 1;
+            if self.failed == 1 {
+                let _ = self.first.write_fmt(what);
+            }
+        }
+    }
 }
 
 /// Operation ids (for the "what was it doing" report of a vCPU that never finishes).
@@ -630,9 +807,20 @@ enum Op {
     Private,
     Slots,
     Audit,
+    Gic,
+    Sgi,
+    Timer,
+    Evtchn,
+    Vcpu,
+    Reservation,
+    Hvm,
+    Psci,
 }
 
-const OP_NAMES: [&str; 18] = [
+/// Operation ids (`Op` as usize) are below this.
+const NOPS: usize = 26;
+
+const OP_NAMES: [&str; NOPS] = [
     "?",
     "add_to_physmap",
     "remove_from_physmap",
@@ -651,16 +839,20 @@ const OP_NAMES: [&str; 18] = [
     "private check",
     "private slot check",
     "audit",
+    "vGIC MMIO",
+    "SGI",
+    "timer registers",
+    "event_channel_op",
+    "vcpu_op/vm_assist",
+    "memory reservation",
+    "hvm_op/physdev_op",
+    "PSCI",
 ];
 
 impl Fuzz<'_> {
     // --- randomness (splitmix64)
     fn next(&mut self) -> u64 {
-        self.c.rng = self.c.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.c.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        splitmix(&mut self.c.rng)
     }
     fn below(&mut self, n: u64) -> u64 {
         if n == 0 { 0 } else { self.next() % n }
@@ -717,15 +909,35 @@ impl Fuzz<'_> {
         // occupies (grant pool, victim RAM); the hypervisor only writes through the arena
         // and grant-pool pointers (see `ptr`), and the asm clobbers memory.
         let rc = unsafe { hypercall5(op, a0, a1, a2, a3, a4) };
-        self.c.hypercalls += 1;
-        self.c.results[res_index(rc)] += 1;
         if self.cfg.watch != 0 {
             watch(self.c, self.cfg, op, a0, a1, rc);
         }
+        self.counted(rc);
+        rc
+    }
+
+    /// Counts a hypercall (or PSCI call) that returned `rc`; the audit every `audit_every`.
+    fn counted(&mut self, rc: i64) {
+        self.c.hypercalls += 1;
+        self.c.results[res_index(rc)] += 1;
+        self.c.op_res[self.op][res_index(rc)] += 1;
         if self.cfg.audit_every != 0 && self.c.hypercalls.is_multiple_of(self.cfg.audit_every) {
             self.audit();
         }
+    }
+
+    /// A PSCI (SMCCC) call through the domain's conduit, counted as a hypercall.
+    fn psci(&mut self, fid: u32, a1: u64, a2: u64, a3: u64) -> i64 {
+        let rc = smp::psci_call(self.cfg.conduit, fid, a1, a2, a3);
+        self.c.psci += 1;
+        self.counted(rc);
         rc
+    }
+
+    /// Reports the failures gathered in `f` as one check.
+    fn failures(&mut self, what: &str, f: &Failures) {
+        self.c.checks += f.checks.saturating_sub(1);
+        self.check(f.failed == 0, format_args!("{what}: {} ({} failed)", f.first.as_str(), f.failed));
     }
 
     /// Records a P2M-changing request in this vCPU's history ring, if it succeeded (rc or
@@ -1068,6 +1280,7 @@ impl Fuzz<'_> {
             _ => (self.next() >> self.below(64), self.foreign_target()),
         };
         let domid = self.domid();
+        let gpfn = self.for_dom(domid, gpfn);
         if space != XENMAPSPACE_GMFN_RANGE && self.chance(5) {
             size = self.next() as u16;
         }
@@ -1085,7 +1298,9 @@ impl Fuzz<'_> {
     }
 
     fn op_xrfp(&mut self) {
-        let x = XenRemoveFromPhysmap { domid: self.domid(), _pad: [0; 6], gpfn: self.remove_target() };
+        let domid = self.domid();
+        let gpfn = self.remove_target();
+        let x = XenRemoveFromPhysmap { domid, _pad: [0; 6], gpfn: self.for_dom(domid, gpfn) };
         let p = self.ptr(Dir::InOut, A_STRUCT, 16, false);
         p.store(&x);
         let cmd = if self.chance(97) { XENMEM_REMOVE_FROM_PHYSMAP } else { XENMEM_REMOVE_FROM_PHYSMAP | 1 << 6 };
@@ -1182,8 +1397,15 @@ impl Fuzz<'_> {
             Ptr::Part(..) => Ptr::Ok(errs),
             p => p,
         };
+        let domid = self.domid();
+        if cfg.granter != 0 && domid == cfg.granter {
+            for k in (0..filled).chain([BATCH_MAX - 1]) {
+                let a = gpfns + 8 * k as u64;
+                put64(a, self.for_dom(domid, get(a)));
+            }
+        }
         let b = XenAddToPhysmapBatch {
-            domid: self.domid(),
+            domid,
             space,
             size: size as u16,
             u,
@@ -1609,6 +1831,7 @@ impl Fuzz<'_> {
             } else {
                 self.domid()
             };
+            let g = if dest { self.for_dom(domid, g) } else { g };
             (GnttabCopyPtr { u: g, domid, offset: 0, _pad: 0 }, 0)
         }
     }
@@ -2297,9 +2520,923 @@ impl Fuzz<'_> {
         }
     }
 
+    // --- targets of the hypervisor's own writes, and of the reservation ops
+
+    /// A GFN the hypervisor may be asked to keep and write to on its own (a `vcpu_info`, a
+    /// FIFO control block, an event array): a sacrificial page mostly, else a GFN that holds
+    /// no page and never will (a hole of the extended region, the GIC distributor, GFN 0,
+    /// absurd ones). Never a GFN where a grant frame may be mapped (the hypervisor would write
+    /// over its grants and tag).
+    fn sac_gfn(&mut self) -> u64 {
+        let cfg = self.cfg;
+        match self.weighted(&[75, 5, 6, 4, 4, 3, 3]) {
+            0 => SAC.gfn(self.below(SAC_PAGES as u64) as usize),
+            1 => SAC.gfn(SAC_PAGES),
+            2 => cfg.x0 + EXT_HOLES + self.below(NHOLES),
+            3 if cfg.gicd.size != 0 => cfg.gicd.base >> 12,
+            4 => 0,
+            5 => 1 << 52 | self.next() >> 12,
+            _ => !0 - self.below(4),
+        }
+    }
+
+    /// A guest virtual address for a runstate area, which the hypervisor writes through our
+    /// stage 1 whenever the vCPU's state changes (and as an IPA when it starts with the MMU
+    /// off): in the sacrificial pages (anywhere: it may straddle into the next page, or into
+    /// the last one, out of stage 1), or where nothing is mapped.
+    fn sac_va(&mut self) -> u64 {
+        let cfg = self.cfg;
+        match self.weighted(&[70, 6, 8, 6, 5, 5]) {
+            0 => {
+                let off = if self.chance(70) { self.below(PAGE / 8) * 8 } else { self.below(PAGE) };
+                SAC.addr(self.below(SAC_PAGES as u64) as usize) + off
+            }
+            1 => SAC.addr(SAC_PAGES) + self.below(PAGE),
+            2 => (cfg.x0 + EXT_HOLES + self.below(NHOLES)) * PAGE + self.below(PAGE),
+            3 => 0,
+            4 => self.pick(&[1 << 48, 0xffff_0000_0000_0000, !0 - 47, 1 << 63]),
+            _ => self.arena(A_GUARD_STRUCT) + (self.below(PAGE) & !7),
+        }
+    }
+
+    /// GFNs the reservation ops give back and populate: sacrificial pages mostly, the shared
+    /// victim pages and the pools (RAM, grant frames, shared_info, grant and foreign
+    /// mappings), places with no page. Never other RAM of ours (code, data, stacks), never a
+    /// private GFN.
+    fn res_gfn(&mut self) -> u64 {
+        let cfg = self.cfg;
+        match self.weighted(&[50, 15, 8, 6, 5, 4, 4, 3, 3, 2]) {
+            0 => SAC.gfn(self.below(SAC_PAGES as u64) as usize),
+            1 => cfg.victim_shared(self.next()),
+            2 => cfg.g0 + self.below(GRANT_POOL),
+            3 => cfg.x0 + self.below(EXT_POOL),
+            4 => cfg.x0 + EXT_HOLES + self.below(NHOLES),
+            5 => self.beyond_ipa(),
+            6 if cfg.gicd.size != 0 => cfg.gicd.base >> 12,
+            7 => self.odd_gfn().unwrap_or(0),
+            8 => 0,
+            _ => {
+                let g = self.next() >> self.below(64);
+                cfg.safe(g)
+            }
+        }
+    }
+
+    /// `gfn` as the target of a P2M change in domain `domid`: for the granter, one of the
+    /// GFNs where it has nothing (our GFNs are in its RAM: dom0 may change any domain's P2M,
+    /// and would take the granter's code or stack away).
+    fn for_dom(&self, domid: DomId, gfn: u64) -> u64 {
+        if self.cfg.granter != 0 && domid == self.cfg.granter { GRANTER_HOLES + gfn % NGRANTER_HOLES } else { gfn }
+    }
+
+    // --- the virtual GIC and the timers (see granite_guests::gicfuzz)
+
+    fn op_gic(&mut self) {
+        let cfg = self.cfg;
+        let g = gic::get();
+        if self.chance(4) {
+            // Read-only registers never change, whatever the others write.
+            let id = (read32(g.d(gicd::TYPER)), read32(g.d(gicd::IIDR)));
+            self.c.mmio += 2;
+            self.check(
+                id == cfg.gicd_id,
+                format_args!("GICD_TYPER/IIDR read {:#x?}, {:#x?} at the start", id, cfg.gicd_id),
+            );
+            if g.is_v3() && g.rd() != 0 {
+                let t = gic::read64(g.rd() + gicr::TYPER);
+                self.c.mmio += 1;
+                let want = gic::mpidr_to_aff32(smp::mpidr());
+                self.check(
+                    (t >> 32) as u32 == want,
+                    format_args!("GICR_TYPER of our redistributor reads {t:#x}: affinity, want {want:#x}"),
+                );
+            }
+            return;
+        }
+        let mut st = self.c.rng;
+        let a = gicfuzz::mmio(g, &mut || splitmix(&mut st));
+        self.c.rng = st;
+        self.c.mmio += 1;
+        if a.result.is_err() {
+            self.c.mmio_aborts += 1;
+        }
+        self.check(a.refused_properly(), format_args!("vGIC: {a}: refused, but not with a data abort at that address"));
+    }
+
+    fn op_sgi(&mut self) {
+        let cfg = self.cfg;
+        let g = gic::get();
+        let mut st = self.c.rng;
+        let a = gicfuzz::sgi(g, &mut || splitmix(&mut st), &cfg.mpidrs[..cfg.ncpus]);
+        self.c.rng = st;
+        self.c.sgis += 1;
+        if let Some(a) = a {
+            self.c.mmio += 1;
+            if a.result.is_err() {
+                self.c.mmio_aborts += 1;
+            }
+            self.check(a.refused_properly(), format_args!("GICD_SGIR: {a}: refused, but not with a data abort there"));
+        }
+    }
+
+    fn op_timer(&mut self) {
+        let mut st = self.c.rng;
+        let mut f = Failures::new();
+        let n = gicfuzz::timer(&mut || splitmix(&mut st), !self.cfg.xen_quirks, &mut |ok, what| f.that(ok, what));
+        self.c.rng = st;
+        self.c.timer_regs += n;
+        if f.checks > 0 {
+            self.failures("timer", &f);
+        }
+    }
+
+    // --- event channels
+
+    fn evtchn(&mut self, cmd: u32, arg: u64) -> i64 {
+        // (The sub-op is an int: garbage in the upper half of x0 now and then.)
+        let hi = if self.chance(3) { self.next() << 32 } else { 0 };
+        let (a2, a3, a4) = (self.next(), self.next(), self.next());
+        self.hc(hc::EVENT_CHANNEL_OP, cmd as u64 | hi, arg, a2, a3, a4)
+    }
+
+    /// An operation that changes `port`'s state or binding (see EV_TOUCH).
+    fn ev_change(&mut self, port: u32, cmd: u32, arg: u64) -> i64 {
+        let t = &EV_TOUCH[port as usize % EV_TOUCH.len()];
+        t.fetch_add(1, SeqCst);
+        let rc = self.evtchn(cmd, arg);
+        EV_DONE.fetch_add(1, SeqCst);
+        t.fetch_add(1, SeqCst);
+        rc
+    }
+
+    fn ev_push(&mut self, port: u32) {
+        let i = self.below(EV_PORTS.len() as u64) as usize;
+        EV_PORTS[i].store(port.wrapping_add(1), Relaxed);
+    }
+
+    /// Ports: recently handed out ones mostly, small ones, the limits, garbage.
+    fn ev_port(&mut self) -> u32 {
+        match self.weighted(&[60, 12, 8, 8, 12]) {
+            0 => {
+                let v = EV_PORTS[self.below(EV_PORTS.len() as u64) as usize].load(Relaxed);
+                if v != 0 { v - 1 } else { self.below(64) as u32 }
+            }
+            1 => self.below(64) as u32,
+            2 => self.pick(&[0, 1023, 1024, 4095, 4096, (1 << 17) - 1, 1 << 17]),
+            3 => self.below(1 << 17) as u32,
+            _ => self.next() as u32,
+        }
+    }
+
+    fn granter_port(&mut self) -> u32 {
+        let v = EV_GRANTER_PORTS[self.below(EV_GRANTER_PORTS.len() as u64) as usize].load(Relaxed);
+        if v != 0 { v - 1 } else { self.below(16) as u32 }
+    }
+
+    fn ev_vcpu(&mut self) -> u32 {
+        let n = self.cfg.ncpus as u64;
+        match self.weighted(&[30, 40, 10, 20]) {
+            0 => self.c.id as u32,
+            1 => self.below(n) as u32,
+            2 => (n + self.below(3)) as u32,
+            _ => self.pick(&[127, 128, 0x8000_0000, !0]),
+        }
+    }
+
+    fn ev_dom(&mut self) -> DomId {
+        match self.weighted(&[45, 25, 10, 20]) {
+            0 => DOMID_SELF,
+            1 => 0,
+            2 if self.cfg.granter != 0 => self.cfg.granter,
+            _ => self.domid(),
+        }
+    }
+
+    fn ev_status(&mut self, port: u32) -> (i64, EvtchnStatus) {
+        let a = self.arena(A_STRUCT) + 0x100;
+        let s = EvtchnStatus { dom: DOMID_SELF, port, status: 0x55, vcpu: 0x55, ..Default::default() };
+        put(a, &s, usize::MAX);
+        let rc = self.evtchn(xen_abi::evtchn::EVTCHNOP_STATUS, a);
+        (rc, get(a))
+    }
+
+    fn op_evtchn(&mut self) {
+        use xen_abi::evtchn::*;
+        let cfg = self.cfg;
+        match self.weighted(&[10, 7, 4, 4, 2, 10, 8, 8, 4, 5, 3, 1, 3, 3, 3, 2, 14]) {
+            0 => {
+                // alloc_unbound in our table (for us, the granter, anyone), or in the
+                // granter's for us (dom0 controls it).
+                let in_granter = cfg.granter != 0 && self.chance(20);
+                let (dom, remote_dom) = if in_granter {
+                    (cfg.granter, self.pick(&[0, DOMID_SELF]))
+                } else {
+                    (self.ev_dom(), self.ev_dom())
+                };
+                let p = self.ptr(Dir::InOut, A_STRUCT, 8, false);
+                p.store(&EvtchnAllocUnbound { dom, remote_dom, port: 0x5555_5555 });
+                let rc = self.evtchn(EVTCHNOP_ALLOC_UNBOUND, p.addr());
+                if rc == 0 && p.ok() {
+                    let port = get_unaligned::<EvtchnAllocUnbound>(p.addr()).port;
+                    if in_granter {
+                        let i = self.below(EV_GRANTER_PORTS.len() as u64) as usize;
+                        EV_GRANTER_PORTS[i].store(port.wrapping_add(1), Relaxed);
+                    } else if matches!(dom, 0 | DOMID_SELF) {
+                        self.ev_push(port);
+                    }
+                }
+            }
+            1 => {
+                // bind_interdomain: to an unbound port of ours (a loopback), to one we made in
+                // the granter's table, or anything.
+                let (remote_dom, remote_port) = match self.weighted(&[50, 25, 25]) {
+                    0 => (self.pick(&[DOMID_SELF, 0]), self.ev_port()),
+                    1 if cfg.granter != 0 => (cfg.granter, self.granter_port()),
+                    _ => (self.domid(), self.ev_port()),
+                };
+                let p = self.ptr(Dir::InOut, A_STRUCT, 12, false);
+                p.store(&EvtchnBindInterdomain { remote_dom, _pad: 0, remote_port, local_port: 0x5555_5555 });
+                let rc = if matches!(remote_dom, 0 | DOMID_SELF) {
+                    self.ev_change(remote_port, EVTCHNOP_BIND_INTERDOMAIN, p.addr())
+                } else {
+                    self.evtchn(EVTCHNOP_BIND_INTERDOMAIN, p.addr())
+                };
+                if rc == 0 && p.ok() {
+                    let port = get_unaligned::<EvtchnBindInterdomain>(p.addr()).local_port;
+                    self.ev_push(port);
+                }
+            }
+            2 => {
+                let virq = match self.weighted(&[70, 15, 15]) {
+                    0 => self.below(NR_VIRQS as u64) as u32,
+                    1 => NR_VIRQS + self.below(40) as u32,
+                    _ => self.next() as u32,
+                };
+                let vcpu = self.ev_vcpu();
+                let p = self.ptr(Dir::InOut, A_STRUCT, 12, false);
+                p.store(&EvtchnBindVirq { virq, vcpu, port: 0x5555_5555 });
+                if self.evtchn(EVTCHNOP_BIND_VIRQ, p.addr()) == 0 && p.ok() {
+                    let port = get_unaligned::<EvtchnBindVirq>(p.addr()).port;
+                    self.ev_push(port);
+                }
+            }
+            3 => {
+                let vcpu = self.ev_vcpu();
+                let p = self.ptr(Dir::InOut, A_STRUCT, 8, false);
+                p.store(&EvtchnBindIpi { vcpu, port: 0x5555_5555 });
+                if self.evtchn(EVTCHNOP_BIND_IPI, p.addr()) == 0 && p.ok() {
+                    let port = get_unaligned::<EvtchnBindIpi>(p.addr()).port;
+                    self.ev_push(port);
+                }
+            }
+            4 => {
+                let pirq = if self.chance(50) { self.below(1024) as u32 } else { self.next() as u32 };
+                let flags = if self.chance(70) { self.below(2) as u32 } else { self.next() as u32 };
+                let p = self.ptr(Dir::InOut, A_STRUCT, 12, false);
+                p.store(&EvtchnBindPirq { pirq, flags, port: 0x5555_5555 });
+                if self.evtchn(EVTCHNOP_BIND_PIRQ, p.addr()) == 0 && p.ok() {
+                    let port = get_unaligned::<EvtchnBindPirq>(p.addr()).port;
+                    self.ev_push(port);
+                }
+            }
+            5 | 6 | 9 => {
+                let port = self.ev_port();
+                let p = self.ptr(Dir::InOut, A_STRUCT, 4, false);
+                p.store(&EvtchnPort { port });
+                match self.weighted(&[10, 8, 5]) {
+                    0 => self.ev_change(port, EVTCHNOP_CLOSE, p.addr()),
+                    1 => self.evtchn(EVTCHNOP_SEND, p.addr()),
+                    _ => self.evtchn(EVTCHNOP_UNMASK, p.addr()),
+                };
+            }
+            7 => {
+                let (dom, port) = if cfg.granter != 0 && self.chance(15) {
+                    (cfg.granter, self.granter_port())
+                } else {
+                    (self.ev_dom(), self.ev_port())
+                };
+                let p = self.ptr(Dir::InOut, A_STRUCT, 24, false);
+                p.store(&EvtchnStatus { dom, port, status: 0x55, vcpu: 0x55, ..Default::default() });
+                let rc = self.evtchn(EVTCHNOP_STATUS, p.addr());
+                if rc == 0 && p.ok() && matches!(dom, 0 | DOMID_SELF) {
+                    let s: EvtchnStatus = get_unaligned(p.addr());
+                    let n = cfg.nvcpus;
+                    self.check(
+                        s.status <= EVTCHNSTAT_IPI && (s.vcpu as usize) < n,
+                        format_args!("evtchn status of port {port}: {s:?} (state 0..=5, vCPU below {n})"),
+                    );
+                }
+            }
+            8 => {
+                let (port, vcpu) = (self.ev_port(), self.ev_vcpu());
+                let p = self.ptr(Dir::InOut, A_STRUCT, 8, false);
+                p.store(&EvtchnBindVcpu { port, vcpu });
+                self.ev_change(port, EVTCHNOP_BIND_VCPU, p.addr());
+            }
+            10 => {
+                let port = self.ev_port();
+                let priority = if self.chance(80) { self.below(17) as u32 } else { self.next() as u32 };
+                let p = self.ptr(Dir::InOut, A_STRUCT, 8, false);
+                p.store(&EvtchnSetPriority { port, priority });
+                self.evtchn(EVTCHNOP_SET_PRIORITY, p.addr());
+            }
+            11 => {
+                // Every port of ours closed, back to the 2-level ABI (or refused for others).
+                let dom = if self.chance(60) { DOMID_SELF } else { self.ev_dom() };
+                let p = self.ptr(Dir::InOut, A_STRUCT, 2, false);
+                p.store(&EvtchnReset { dom });
+                let mine = matches!(dom, 0 | DOMID_SELF);
+                if mine {
+                    EV_RESETS.fetch_add(1, SeqCst);
+                }
+                self.evtchn(EVTCHNOP_RESET, p.addr());
+                if mine {
+                    EV_RESETS.fetch_add(1, SeqCst);
+                }
+            }
+            12 => {
+                // FIFO: a control block (the first one switches the domain to FIFO).
+                let control_gfn = self.sac_gfn();
+                let offset = match self.weighted(&[70, 10, 10, 10]) {
+                    0 => self.below((PAGE - 72) / 8 + 1) as u32 * 8,
+                    1 => PAGE as u32 - 72 + self.below(72) as u32,
+                    2 => self.below(PAGE) as u32,
+                    _ => self.next() as u32,
+                };
+                let vcpu = self.ev_vcpu();
+                let link_bits = self.next() as u8;
+                let p = self.ptr(Dir::InOut, A_STRUCT, 24, false);
+                p.store(&EvtchnInitControl { control_gfn, offset, vcpu, link_bits, _pad: [0; 7] });
+                self.evtchn(EVTCHNOP_INIT_CONTROL, p.addr());
+            }
+            13 => {
+                let array_gfn = self.sac_gfn();
+                let p = self.ptr(Dir::InOut, A_STRUCT, 8, false);
+                p.store(&EvtchnExpandArray { array_gfn });
+                self.evtchn(EVTCHNOP_EXPAND_ARRAY, p.addr());
+            }
+            14 => {
+                // Sub-ops that do not exist (14, reset_cont, is Xen's own continuation).
+                let cmd = if self.chance(70) { 15 + self.below(240) as u32 } else { (self.next() as u32).max(15) };
+                let p = self.ptr(Dir::InOut, A_STRUCT, 24, false);
+                let rc = self.evtchn(cmd, p.addr());
+                self.check(rc == -ENOSYS, format_args!("event_channel_op({cmd:#x}) = {rc}, want -ENOSYS"));
+            }
+            15 => {
+                // Any sub-op with an argument nothing can be read through.
+                let cmd = self.below(15) as u32;
+                let a = match self.below(4) {
+                    0 => self.arena(A_GUARD_STRUCT) + (self.below(PAGE) & !7),
+                    1 => (cfg.x0 + EXT_HOLES + self.below(NHOLES)) * PAGE,
+                    2 => self.beyond_ipa().wrapping_mul(PAGE),
+                    _ => 0,
+                };
+                let rc = self.evtchn(cmd, a);
+                self.check(
+                    rc == -EFAULT,
+                    format_args!("event_channel_op({cmd}) with argument at {a:#x} = {rc}, want -EFAULT"),
+                );
+            }
+            _ => self.ev_private(),
+        }
+    }
+
+    /// A checked sequence on ports of our own: a new unbound port, maybe a loopback
+    /// interdomain binding to it (status of both ends, sends, bind_vcpu, closing one end
+    /// makes the other unbound again), then closed. Void (not reported) when another vCPU may
+    /// have changed one of the ports meanwhile (EV_TOUCH, EV_DONE, EV_RESETS).
+    fn ev_private(&mut self) {
+        use xen_abi::evtchn::*;
+        let resets = EV_RESETS.load(SeqCst);
+        let done0 = EV_DONE.load(SeqCst);
+        if resets & 1 != 0 {
+            return;
+        }
+        let touch = |p: u32| EV_TOUCH[p as usize % EV_TOUCH.len()].load(SeqCst);
+        let me = self.c.id as u32;
+        let a = self.arena(A_STRUCT);
+        let remote_dom = self.pick(&[DOMID_SELF, 0]);
+        put(a, &EvtchnAllocUnbound { dom: DOMID_SELF, remote_dom, port: 0x5555_5555 }, usize::MAX);
+        if self.evtchn(EVTCHNOP_ALLOC_UNBOUND, a) != 0 {
+            return;
+        }
+        let p1 = get::<EvtchnAllocUnbound>(a).port;
+        let t1 = touch(p1);
+        let mut void = t1 & 1 != 0 || EV_DONE.load(SeqCst) != done0;
+        let mut f = Failures::new();
+        let (rc, s) = self.ev_status(p1);
+        f.that(
+            rc == 0 && s.status == EVTCHNSTAT_UNBOUND && s.remote_dom() == 0 && s.vcpu == 0,
+            format_args!("new unbound port {p1} (remote {remote_dom:#x}): status rc {rc} {s:?}"),
+        );
+        let mut p2 = None;
+        if self.chance(60) {
+            let done1 = EV_DONE.load(SeqCst);
+            let remote_dom = self.pick(&[DOMID_SELF, 0]);
+            put(
+                a,
+                &EvtchnBindInterdomain { remote_dom, _pad: 0, remote_port: p1, local_port: 0x5555_5555 },
+                usize::MAX,
+            );
+            let rc = self.evtchn(EVTCHNOP_BIND_INTERDOMAIN, a);
+            f.that(rc == 0, format_args!("bind_interdomain to our unbound port {p1}: {rc}"));
+            if rc == 0 {
+                let q = get::<EvtchnBindInterdomain>(a).local_port;
+                let tq = touch(q);
+                void |= tq & 1 != 0 || EV_DONE.load(SeqCst) != done1;
+                p2 = Some((q, tq));
+                let (r1, s1) = self.ev_status(p1);
+                let (r2, s2) = self.ev_status(q);
+                f.that(
+                    r1 == 0 && s1.status == EVTCHNSTAT_INTERDOMAIN && s1.remote_dom() == 0 && s1.u[1] == q,
+                    format_args!("port {p1} bound to our {q}: status rc {r1} {s1:?}"),
+                );
+                f.that(
+                    r2 == 0 && s2.status == EVTCHNSTAT_INTERDOMAIN && s2.remote_dom() == 0 && s2.u[1] == p1,
+                    format_args!("port {q} bound to our {p1}: status rc {r2} {s2:?}"),
+                );
+                for port in [q, p1] {
+                    put(a, &EvtchnPort { port }, usize::MAX);
+                    let rc = self.evtchn(EVTCHNOP_SEND, a);
+                    f.that(rc == 0, format_args!("send on our interdomain port {port}: {rc}"));
+                }
+                put(a, &EvtchnBindVcpu { port: q, vcpu: me }, usize::MAX);
+                let rc = self.evtchn(EVTCHNOP_BIND_VCPU, a);
+                let (r3, s3) = self.ev_status(q);
+                f.that(
+                    rc == 0 && r3 == 0 && s3.vcpu == me,
+                    format_args!("bind_vcpu({q}, {me}): {rc}, then status rc {r3} {s3:?}"),
+                );
+                put(a, &EvtchnPort { port: q }, usize::MAX);
+                let rc = self.evtchn(EVTCHNOP_CLOSE, a);
+                let (r4, s4) = self.ev_status(p1);
+                f.that(
+                    rc == 0 && r4 == 0 && s4.status == EVTCHNSTAT_UNBOUND && s4.remote_dom() == 0,
+                    format_args!("close({q}): {rc}, then its peer {p1}: status rc {r4} {s4:?} (unbound, remote d0)"),
+                );
+            }
+        }
+        put(a, &EvtchnPort { port: p1 }, usize::MAX);
+        let rc = self.evtchn(EVTCHNOP_CLOSE, a);
+        f.that(rc == 0, format_args!("close of our port {p1}: {rc}"));
+        void |= EV_RESETS.load(SeqCst) != resets || touch(p1) != t1 || p2.is_some_and(|(q, tq)| touch(q) != tq);
+        if !void {
+            self.failures("event channels (own ports)", &f);
+        }
+    }
+
+    // --- vcpu_op and vm_assist
+
+    fn op_vcpu(&mut self) {
+        use xen_abi::vcpuop::*;
+        let cfg = self.cfg;
+        if self.chance(15) {
+            let cmd = self.pick(&[0u64, 1, 0, 1, 2, 0xffff_ffff, 1 << 32]);
+            let r = self.next();
+            let ty = self.pick(&[5u64, 5, 0, 1, 4, 6, 31, 32, 63, 64, 1 << 32 | 5, r]);
+            let (a2, a3, a4) = (self.next(), self.next(), self.next());
+            let rc = self.hc(hc::VM_ASSIST, cmd, ty, a2, a3, a4);
+            let (cmd, ty) = (cmd as u32, ty as u32);
+            if ty == 5 && cmd <= 1 {
+                self.check(rc == 0, format_args!("vm_assist({cmd}, runstate_update_flag) = {rc}"));
+            } else if ty != 5 {
+                self.check(rc == -EINVAL, format_args!("vm_assist({cmd}, {ty}) = {rc}, want -EINVAL"));
+            }
+            return;
+        }
+        let n = cfg.nvcpus as u64;
+        let vcpu = match self.weighted(&[45, 25, 10, 10, 10]) {
+            0 => self.c.id as u64,
+            1 => self.below(n),
+            2 => n + self.below(3),
+            3 => self.pick(&[127, 128, 0xffff_ffff, 1 << 32]),
+            _ => self.next(),
+        };
+        let cmd = match self.weighted(&[30, 30, 25, 15]) {
+            0 => VCPUOP_REGISTER_VCPU_INFO,
+            1 => VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA,
+            2 => self.pick(&[0, 1, 2, 3, 4, 6, 7, 8, 9, 11, 12, 13]),
+            _ => 14 + self.below(1000) as u32,
+        };
+        let p = self.ptr(Dir::InOut, A_STRUCT, 16, false);
+        match cmd {
+            VCPUOP_REGISTER_VCPU_INFO => {
+                let mfn = self.sac_gfn();
+                let offset = match self.weighted(&[60, 15, 10, 15]) {
+                    0 => self.below((PAGE - 48) / 8 + 1) as u32 * 8,
+                    1 => self.below(PAGE / 8) as u32 * 8,
+                    2 => self.below(PAGE) as u32,
+                    _ => self.next() as u32,
+                };
+                let rsvd = if self.chance(80) { 0 } else { self.next() as u32 };
+                p.store(&VcpuRegisterVcpuInfo { mfn, offset, rsvd });
+            }
+            VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => {
+                let addr = self.sac_va();
+                p.store(&VcpuRegisterRunstateMemoryArea { addr });
+            }
+            _ => {}
+        }
+        let (a3, a4) = (self.next(), self.next());
+        let rc = self.hc(hc::VCPU_OP, cmd as u64, vcpu, p.addr(), a3, a4);
+        if (vcpu as u32 as u64) < n && cmd != VCPUOP_REGISTER_VCPU_INFO && cmd != VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA {
+            self.check(rc == -EINVAL, format_args!("vcpu_op({cmd}, vCPU {vcpu:#x}) = {rc}, want -EINVAL"));
+        }
+    }
+
+    // --- memory reservation
+
+    fn op_reservation(&mut self) {
+        match self.weighted(&[24, 24, 8, 14, 6, 12, 4]) {
+            0 => self.reservation(XENMEM_DECREASE_RESERVATION),
+            1 => self.reservation(XENMEM_POPULATE_PHYSMAP),
+            2 => self.reservation(XENMEM_INCREASE_RESERVATION),
+            3 => self.reservation_query(),
+            4 => {
+                let rc = self.memory_op(XENMEM_MAXIMUM_RAM_PAGE, 0);
+                self.check(rc > 0, format_args!("maximum_ram_page = {rc}"));
+            }
+            5 => self.reservation_private(),
+            _ => {
+                // Start extents beyond the end, and structures nothing can be read through.
+                let op =
+                    self.pick(&[XENMEM_DECREASE_RESERVATION, XENMEM_POPULATE_PHYSMAP, XENMEM_INCREASE_RESERVATION]);
+                let start = 1 + self.below(1 << 20);
+                let p = self.unusable_ptr(A_GUARD_STRUCT);
+                let p = match p {
+                    Ptr::Part(..) => Ptr::Bad(self.arena(A_GUARD_STRUCT)),
+                    p => p,
+                };
+                let cmd = op | start << MEMOP_EXTENT_SHIFT;
+                let rc = self.memory_op(cmd, p.addr());
+                self.check(
+                    rc == start as i64,
+                    format_args!("memory_op({op} from extent {start}) with structure at {:#x} = {rc}", p.addr()),
+                );
+            }
+        }
+    }
+
+    /// increase_reservation, decrease_reservation or populate_physmap with extents at the
+    /// GFNs of `res_gfn` (orders > 0 only over sacrificial or victim pages, or from a GFN
+    /// with no page), in our own domain, the granter's (GFNs where it has nothing) or none.
+    fn reservation(&mut self, op: u64) {
+        let cfg = self.cfg;
+        let granter = cfg.granter != 0 && self.chance(8);
+        let domid = if granter {
+            cfg.granter
+        } else {
+            match self.weighted(&[75, 12, 13]) {
+                0 => DOMID_SELF,
+                1 => 0,
+                _ => self.pick(&[DOMID_IO, DOMID_XEN, DOMID_INVALID, 7, 0x7ff0]),
+            }
+        };
+        let kind = self.weighted(&[80, 10, 5, 5]);
+        let order: u32 = match kind {
+            0 => 0,
+            1 if !granter => 1 + self.below(5) as u32,
+            2 if !granter => 1 + self.below(4) as u32,
+            3 => 6 + self.below(20) as u32,
+            _ => self.below(3) as u32,
+        };
+        let n = match self.weighted(&[60, 20, 8, 4, 4, 4]) {
+            0 => 1,
+            1 => 2 + self.below(7),
+            2 => 64 + self.below(140),
+            3 => 0,
+            4 => self.pick(&[1 << 26, 1 << 31, !0, 1 << 32 | 1]),
+            _ => BATCH_MAX as u64 + 1 + self.below(64),
+        };
+        // The list: a short pattern, repeated over as much of the array as the hypervisor may
+        // read (our arena is BATCH_MAX entries, then the guard page).
+        let list = self.arena(A_GPFNS);
+        let filled = n.min(BATCH_MAX as u64) as usize;
+        let pattern = filled.clamp(1, 16);
+        let span = 1u64 << order.min(12);
+        for k in 0..pattern {
+            let g = if granter {
+                GRANTER_HOLES + self.below((NGRANTER_HOLES / span).max(1)) * span
+            } else {
+                match kind {
+                    0 => self.res_gfn(),
+                    1 => SAC.gfn(0) + self.below(SAC_PAGES as u64 / span) * span,
+                    2 => VICTIM.gfn(0) + self.below(VICTIM_SHARED as u64 / span) * span,
+                    _ => match self.below(4) {
+                        0 => cfg.x0 + EXT_HOLES,
+                        1 => self.beyond_ipa(),
+                        2 if cfg.gicd.size != 0 => cfg.gicd.base >> 12,
+                        _ => 0,
+                    },
+                }
+            };
+            put64(list + 8 * k as u64, g);
+        }
+        for k in pattern..filled {
+            put64(list + 8 * k as u64, get(list + 8 * (k % pattern) as u64));
+        }
+        let start = if self.chance(92) { Ptr::Ok(list) } else { self.unusable_ptr(A_GUARD_GPFNS) };
+        let start = match start {
+            // (Its 8 readable bytes are whatever was there: not a GFN we chose.)
+            Ptr::Part(..) => Ptr::Bad(self.arena(A_GUARD_GPFNS)),
+            p => p,
+        };
+        let mem_flags = if self.chance(85) { 0 } else { self.next() as u32 };
+        let r = XenMemoryReservation {
+            extent_start: start.addr(),
+            nr_extents: n,
+            extent_order: order,
+            mem_flags,
+            domid,
+            _pad: [0; 6],
+        };
+        let p = if self.chance(95) {
+            Ptr::Ok(self.arena(A_STRUCT) + self.below(64) * 8)
+        } else {
+            self.unusable_ptr(A_GUARD_STRUCT)
+        };
+        let p = match p {
+            Ptr::Part(..) => Ptr::Bad(self.arena(A_GUARD_STRUCT)),
+            p => p,
+        };
+        p.store(&r);
+        let rc = self.memory_op(op, p.addr());
+        self.check(rc >= 0, format_args!("memory_op({op}) of {n} extents of order {order} = {rc}: negative"));
+        if p.ok() && n < 1 << 26 {
+            self.check(rc as u64 <= n, format_args!("memory_op({op}) of {n} extents = {rc}: more than asked"));
+        }
+    }
+
+    /// current_reservation, maximum_reservation, maximum_gpfn.
+    fn reservation_query(&mut self) {
+        let cfg = self.cfg;
+        let dom = match self.weighted(&[50, 20, 10, 20]) {
+            0 => DOMID_SELF,
+            1 => 0,
+            2 if cfg.granter != 0 => cfg.granter,
+            _ => self.domid(),
+        };
+        let cmd = self.pick(&[XENMEM_CURRENT_RESERVATION, XENMEM_MAXIMUM_RESERVATION, XENMEM_MAXIMUM_GPFN]);
+        let p = self.ptr(Dir::Read, A_STRUCT, 2, false);
+        p.store(&dom);
+        let rc = self.memory_op(cmd, p.addr());
+        if p.ok() && matches!(dom, 0 | DOMID_SELF) {
+            self.check(rc > 0, format_args!("memory_op({cmd}) of ourselves = {rc}"));
+            if cmd == XENMEM_CURRENT_RESERVATION && rc > 0 {
+                let a = self.arena(A_STRUCT);
+                put(a, &dom, usize::MAX);
+                let max = self.memory_op(XENMEM_MAXIMUM_RESERVATION, a);
+                self.check(max >= rc, format_args!("maximum_reservation {max} below current_reservation {rc}"));
+            }
+        }
+    }
+
+    /// decrease_reservation or populate_physmap of one of our private GFNs, against the
+    /// model: we are direct-mapped, so a decrease unmaps what is ours there (RAM, a grant
+    /// frame, shared_info) and keeps the page; a populate maps the page whose address is the
+    /// GFN back, which only RAM of ours has.
+    fn reservation_private(&mut self) {
+        if self.c.npriv == 0 {
+            return;
+        }
+        let j = self.below(self.c.npriv as u64) as usize;
+        let (g, st) = (self.c.priv_gfn[j], self.c.priv_st[j]);
+        let ram = g >= VICTIM.gfn(0) && g < VICTIM.gfn(0) + (VICTIM_SHARED + VICTIM_PRIVATE * MAX_CPUS) as u64;
+        let list = self.arena(A_GPFNS);
+        put64(list, g);
+        let decrease = self.chance(55);
+        let r = XenMemoryReservation {
+            extent_start: list,
+            nr_extents: 1,
+            extent_order: 0,
+            mem_flags: 0,
+            domid: if self.chance(80) { DOMID_SELF } else { 0 },
+            _pad: [0; 6],
+        };
+        let a = self.arena(A_STRUCT) + self.below(64) * 8;
+        put(a, &r, usize::MAX);
+        let op = if decrease { XENMEM_DECREASE_RESERVATION } else { XENMEM_POPULATE_PHYSMAP };
+        let rc = self.memory_op(op, a);
+        if decrease {
+            match st {
+                PState::Unknown => {}
+                PState::Empty => {
+                    self.check(rc == 0, format_args!("decrease_reservation of our empty GFN {g:#x} = {rc}, want 0"));
+                }
+                _ => {
+                    self.check(rc == 1, format_args!("decrease_reservation of our GFN {g:#x} ({st:?}) = {rc}, want 1"));
+                }
+            }
+            self.hist(Hk::Decrease, g, 0, 0, if rc == 1 { 0 } else { -1 });
+            self.c.priv_st[j] = if rc == 1 || st == PState::Empty { PState::Empty } else { PState::Unknown };
+        } else {
+            if !ram {
+                self.check(rc == 0, format_args!("populate_physmap of our GFN {g:#x} (no RAM there) = {rc}, want 0"));
+            } else if st == PState::Empty {
+                self.check(rc == 1, format_args!("populate_physmap of our emptied RAM GFN {g:#x} = {rc}, want 1"));
+            }
+            self.hist(Hk::Populate, g, 0, 0, if rc == 1 { 0 } else { -1 });
+            if rc == 1 {
+                self.c.priv_st[j] = PState::Ram;
+            }
+        }
+        self.verify_private(j);
+    }
+
+    // --- hvm_op, physdev_op, console_io read
+
+    fn op_hvm(&mut self) {
+        use xen_abi::hvm::*;
+        let cfg = self.cfg;
+        match self.weighted(&[40, 20, 12, 18, 10]) {
+            k @ 0..=1 => {
+                let set = k == 1;
+                let domid = match self.weighted(&[40, 15, 25, 20]) {
+                    0 => DOMID_SELF,
+                    1 => 0,
+                    2 if cfg.granter != 0 => cfg.granter,
+                    _ => self.domid(),
+                };
+                let mut index = match self.weighted(&[60, 15, 10, 15]) {
+                    0 => self.below(HVM_NR_PARAMS as u64) as u32,
+                    1 => HVM_PARAM_CALLBACK_IRQ,
+                    2 => HVM_NR_PARAMS + self.below(4) as u32,
+                    _ => self.next() as u32,
+                };
+                if set && index == HVM_PARAM_CALLBACK_IRQ && matches!(domid, 0 | DOMID_SELF) {
+                    // (Our own event-channel upcall stays where it is.)
+                    index = HVM_PARAM_STORE_PFN;
+                }
+                let value = if self.chance(50) { self.below(1 << 20) } else { self.next() };
+                let p = self.ptr(Dir::InOut, A_STRUCT, 16, false);
+                p.store(&XenHvmParam { domid, _pad: 0, index, value });
+                let cmd = if set { HVMOP_SET_PARAM } else { HVMOP_GET_PARAM };
+                let (a2, a3, a4) = (self.next(), self.next(), self.next());
+                let rc = self.hc(hc::HVM_OP, cmd, p.addr(), a2, a3, a4);
+                if !set && rc == 0 && p.ok() && matches!(domid, 0 | DOMID_SELF) && index == HVM_PARAM_CALLBACK_IRQ {
+                    let v = get_unaligned::<XenHvmParam>(p.addr()).value;
+                    self.check(
+                        v == cfg.callback,
+                        format_args!("HVM_PARAM_CALLBACK_IRQ reads {v:#x}, {:#x} at the start", cfg.callback),
+                    );
+                }
+            }
+            2 => {
+                let cmd = if self.chance(70) { 2 + self.below(62) } else { self.next() | 2 };
+                let p = self.ptr(Dir::InOut, A_STRUCT, 64, false);
+                let (a2, a3, a4) = (self.next(), self.next(), self.next());
+                let rc = self.hc(hc::HVM_OP, cmd, p.addr(), a2, a3, a4);
+                if !cfg.xen_quirks {
+                    self.check(rc == -ENOSYS, format_args!("hvm_op({cmd:#x}) = {rc}, want -ENOSYS"));
+                }
+            }
+            3 => {
+                let cmd = if self.chance(70) { self.below(40) } else { self.next() };
+                let p = self.ptr(Dir::InOut, A_STRUCT, 64, false);
+                let (a2, a3, a4) = (self.next(), self.next(), self.next());
+                let rc = self.hc(hc::PHYSDEV_OP, cmd, p.addr(), a2, a3, a4);
+                if !cfg.xen_quirks {
+                    self.check(rc == -ENOSYS, format_args!("physdev_op({cmd:#x}) = {rc}, want -ENOSYS"));
+                }
+            }
+            _ => {
+                // console_io read: whatever input there is (none, normally), into our buffer
+                // or an unusable one.
+                let count = self.pick(&[0, 1, 16, 64, 4096, 0x7fff_ffff, !0]);
+                let buf = if self.chance(80) { self.arena(A_OUT) } else { self.unusable_ptr(A_GUARD_OUT).addr() };
+                let rc = self.hc(hc::CONSOLE_IO, xen_abi::console::CONSOLEIO_READ, count, buf, 0, 0);
+                self.check(
+                    rc >= 0 || rc == -EFAULT || rc == -E2BIG,
+                    format_args!("console_io read of {count:#x} bytes = {rc}"),
+                );
+            }
+        }
+    }
+
+    // --- PSCI
+
+    fn op_psci(&mut self) {
+        use xen_abi::psci::*;
+        let cfg = self.cfg;
+        let n = cfg.ncpus as u64;
+        match self.weighted(&[8, 14, 20, 8, 8, 12, 10, 20]) {
+            0 => {
+                let rc = self.psci(PSCI_VERSION, 0, 0, 0);
+                self.check(rc == PSCI_VERSION_1_1 as i64, format_args!("PSCI_VERSION = {rc:#x}, want 1.1"));
+            }
+            1 => {
+                const KNOWN: [u32; 8] = [
+                    PSCI_VERSION,
+                    PSCI_CPU_OFF,
+                    PSCI_CPU_ON_64,
+                    PSCI_CPU_ON_32,
+                    PSCI_AFFINITY_INFO_64,
+                    PSCI_SYSTEM_OFF,
+                    PSCI_FEATURES,
+                    PSCI_MIGRATE_INFO_TYPE,
+                ];
+                let (fid, known) =
+                    if self.chance(50) { (self.pick(&KNOWN), true) } else { (self.next() as u32, false) };
+                let rc = self.psci(PSCI_FEATURES, fid as u64, self.c.rng, 0);
+                if known {
+                    self.check(rc == 0, format_args!("PSCI_FEATURES({fid:#x}) = {rc}, want 0"));
+                } else {
+                    self.check(rc == 0 || rc == PSCI_NOT_SUPPORTED, format_args!("PSCI_FEATURES({fid:#x}) = {rc}"));
+                }
+            }
+            2 => {
+                let (target, kind) = match self.weighted(&[30, 50, 20]) {
+                    0 => (smp::mpidr(), 0),
+                    1 => (cfg.mpidrs[self.below(n) as usize], 1),
+                    _ => (self.pick(&[0xff, 0x100, 0xff_0000, 0xff_0000_0000]), 2),
+                };
+                let level = if self.chance(80) { 0 } else { self.below(4) };
+                let fid = if self.chance(70) { PSCI_AFFINITY_INFO_64 } else { PSCI_AFFINITY_INFO_32 };
+                let rc = self.psci(fid, target, level, self.c.rng);
+                if level == 0 && kind != 2 && (fid == PSCI_AFFINITY_INFO_64 || target >> 32 == 0) {
+                    let ok = if kind == 0 { rc == 0 } else { (0..=2).contains(&rc) };
+                    self.check(ok, format_args!("AFFINITY_INFO({target:#x}, 0) = {rc}"));
+                }
+            }
+            3 => {
+                // Ourselves: on already.
+                let (entry, ctx) = (self.next(), self.next());
+                let rc = self.psci(PSCI_CPU_ON_64, smp::mpidr(), entry, ctx);
+                if entry & 1 == 0 {
+                    self.check(rc == PSCI_ALREADY_ON, format_args!("CPU_ON of ourselves = {rc}, want ALREADY_ON"));
+                }
+            }
+            4 => {
+                // MPIDRs no vCPU has.
+                let target = self.pick(&[0xff, 0x100, 0xff_0000, 0xff_0000_0000]);
+                let (entry, ctx) = (self.next(), self.next());
+                let rc = self.psci(PSCI_CPU_ON_64, target, entry, ctx);
+                if target & 0xffff != 0 {
+                    self.check(
+                        rc == PSCI_INVALID_PARAMETERS,
+                        format_args!("CPU_ON({target:#x}) (no such vCPU) = {rc}, want INVALID_PARAMETERS"),
+                    );
+                }
+            }
+            5 => {
+                // Another vCPU, at our entry point: on already, or (if it finished its share)
+                // started again for a short visit.
+                if NO_MORE_CPU_ON.load(Acquire) || n < 2 {
+                    return;
+                }
+                let k = 1 + self.below(n - 1) as usize;
+                if k == self.c.id {
+                    return;
+                }
+                let rc = self.psci(PSCI_CPU_ON_64, cfg.mpidrs[k], smp::secondary_entry_address(), k as u64);
+                self.check(
+                    rc == PSCI_SUCCESS || rc == PSCI_ALREADY_ON || rc == PSCI_ON_PENDING,
+                    format_args!("CPU_ON of vCPU {k} = {rc}"),
+                );
+            }
+            6 => {
+                let (fid, want) = match self.below(4) {
+                    0 => (PSCI_MIGRATE_INFO_TYPE, Some(2)),
+                    1 => (SMCCC_VERSION, Some(SMCCC_VERSION_1_1 as i64)),
+                    2 => (SMCCC_ARCH_FEATURES, None),
+                    _ => (self.pick(&[SMCCC_HYP_CALL_COUNT, SMCCC_HYP_CALL_UID, SMCCC_HYP_REVISION]), None),
+                };
+                let a1 = if self.chance(50) {
+                    self.pick(&[SMCCC_ARCH_WORKAROUND_1, SMCCC_ARCH_WORKAROUND_2]) as u64
+                } else {
+                    self.next()
+                };
+                let rc = self.psci(fid, a1, 0, 0);
+                if let Some(w) = want {
+                    self.check(rc == w, format_args!("SMCCC function {fid:#x} = {rc:#x}, want {w:#x}"));
+                }
+            }
+            _ => {
+                // Function ids nobody implements (never one that stops, resets, suspends or
+                // starts a CPU: no PSCI id below 0x20, no PSCI 0.1 id).
+                let mut fid = self.next() as u32;
+                if fid & 0xbfff_ffe0 == 0x8400_0000 || fid < 0x100 {
+                    fid |= 0x0100_0000;
+                }
+                let (a1, a2, a3) = (self.next(), self.next(), self.next());
+                self.psci(fid, a1, a2, a3);
+            }
+        }
+    }
+
     // --- the loop
     fn step(&mut self) {
-        let op = match self.weighted(&[14, 10, 9, 3, 4, 2, 7, 6, 6, 5, 4, 1, 2, 2, 16, 7]) {
+        let cfg = self.cfg;
+        let (gic_w, sgi_w) = (if cfg.gic_fuzz { 5 } else { 0 }, if cfg.gic { 2 } else { 0 });
+        let mut weights = [14, 10, 9, 3, 4, 2, 7, 6, 6, 5, 4, 1, 2, 2, 16, 7, gic_w, sgi_w, 3, 12, 3, 6, 3, 3];
+        for (i, w) in weights.iter_mut().enumerate() {
+            // (Weight i is operation i + 1; Audit (17) has none.)
+            let o = if i < 16 { i + 1 } else { i + 2 };
+            if cfg.skip & 1 << o != 0 {
+                *w = 0;
+            }
+        }
+        let op = match self.weighted(&weights) {
             0 => Op::Xatp,
             1 => Op::Xrfp,
             2 => Op::Batch,
@@ -2315,9 +3452,20 @@ impl Fuzz<'_> {
             12 => Op::Sched,
             13 => Op::Garbage,
             14 => Op::Private,
-            _ => Op::Slots,
+            15 => Op::Slots,
+            16 => Op::Gic,
+            17 => Op::Sgi,
+            18 => Op::Timer,
+            19 => Op::Evtchn,
+            20 => Op::Vcpu,
+            21 => Op::Reservation,
+            22 => Op::Hvm,
+            _ => Op::Psci,
         };
         DOING[self.c.id].store((op as u64) << 48 | self.c.hypercalls, Relaxed);
+        self.op = op as usize;
+        self.c.ops[op as usize] += 1;
+        let t0 = counter();
         match op {
             Op::Xatp => self.op_xatp(),
             Op::Xrfp => self.op_xrfp(),
@@ -2335,7 +3483,16 @@ impl Fuzz<'_> {
             Op::Garbage => self.op_garbage(),
             Op::Private => self.op_private(),
             Op::Slots | Op::Audit => self.op_slot(),
+            Op::Gic => self.op_gic(),
+            Op::Sgi => self.op_sgi(),
+            Op::Timer => self.op_timer(),
+            Op::Evtchn => self.op_evtchn(),
+            Op::Vcpu => self.op_vcpu(),
+            Op::Reservation => self.op_reservation(),
+            Op::Hvm => self.op_hvm(),
+            Op::Psci => self.op_psci(),
         }
+        self.c.op_ticks[op as usize] += counter().wrapping_sub(t0);
     }
 }
 
@@ -2425,7 +3582,11 @@ fn run(cpu: usize) {
     }
     c.npriv = n;
     c.slot_st = [Slot::Unknown; SLOTS];
-    let mut f = Fuzz { c, cfg, readable: 0 };
+    if cfg.gic {
+        // Our redistributor (and its address, for the register fuzzing); IRQs stay masked.
+        gic::get().cpu_init();
+    }
+    let mut f = Fuzz { c, cfg, readable: 0, op: 0 };
     // Learn the private GFNs (Unknown: remove whatever is there).
     for k in 0..BATCH_MAX as u64 {
         put64(arena(cpu, A_GPFNS) + 8 * k, cfg.x0 + k % EXT_POOL);
@@ -2446,11 +3607,34 @@ fn run(cpu: usize) {
     while f.c.hypercalls < cfg.iters {
         f.step();
     }
+    gicfuzz::timers_off();
     DOING[cpu].store(0, Relaxed);
 }
 
 fn secondary(cpu: usize) {
-    run(cpu);
+    if FINAL_PHASE.load(Acquire) {
+        final_visit(cpu);
+    } else if RAN[cpu].swap(true, AcqRel) {
+        // Started again by a fuzzed CPU_ON after it finished: a short visit.
+        REVISITS.fetch_add(1, Relaxed);
+    } else {
+        run(cpu);
+    }
+}
+
+/// A secondary started again at the end (see `gic_final`): its GIC interface set up again,
+/// then a timer interrupt must arrive.
+fn final_visit(cpu: usize) {
+    timer::wait_until(5_000_000, || FINAL_GO[cpu].load(Acquire));
+    let g = gic::get();
+    let ok = g.cpu_init();
+    let r = gicfuzz::irq_check(g, 2_000, 2_000_000);
+    let v = 1
+        | (r.arrived as u64) << 1
+        | (ok as u64) << 2
+        | r.drained.min(0x0fff_ffff) << 3
+        | r.late.min(u32::MAX as u64) << 32;
+    FINAL_RESULT[cpu].store(v, Release);
 }
 
 fn fatal_hook(msg: fmt::Arguments) -> ! {
@@ -2504,6 +3688,42 @@ fn main(p: &Platform) {
     }
     let max_frames = q.max_nr_frames as u64;
     let ncpus = vcpus.clamp(1, p.cpus.len().clamp(1, MAX_CPUS));
+    // The GIC, set up on the boot CPU before any secondary starts. (Only if its distributor
+    // answers where the device tree says: the runtime takes a node's address as it is, which
+    // on the Raspberry Pi 4 is a bus address behind its parent's `ranges`.)
+    let gic_ok = p.gic.is_some_and(|g| {
+        let at = g.dist.base + gicd::TYPER;
+        let ok = granite_guests::probe_read_sized(at, 4).is_ok();
+        if !ok {
+            granite_guests::println!(
+                "[granite-fuzz] the GIC distributor does not answer at {at:#x} (a bus address?): SGIs, the vGIC's registers and the interrupt check are left out"
+            );
+        }
+        ok
+    }) && gic::init(p).is_ok();
+    let gicd_id = if gic_ok {
+        let g = gic::get();
+        gicfuzz::learn(g);
+        (read32(g.d(gicd::TYPER)), read32(g.d(gicd::IIDR)))
+    } else {
+        (0, 0)
+    };
+    // Logical CPU order (smp::start_secondaries): the boot CPU, then the others as listed.
+    let mut mpidrs = [0u64; MAX_CPUS];
+    mpidrs[0] = smp::mpidr();
+    for (slot, &m) in mpidrs[1..].iter_mut().zip(p.cpus.as_slice().iter().filter(|&&m| m != smp::mpidr())) {
+        *slot = m;
+    }
+    // Our event-channel upcall, as the hypervisor set it (it must not change).
+    let callback = {
+        let a = arena(0, A_STRUCT);
+        let param =
+            xen_abi::XenHvmParam { domid: DOMID_SELF, _pad: 0, index: xen_abi::hvm::HVM_PARAM_CALLBACK_IRQ, value: 0 };
+        put(a, &param, usize::MAX);
+        // SAFETY: a get_param structure in our arena.
+        let rc = unsafe { hypercall5(hc::HVM_OP, xen_abi::hvm::HVMOP_GET_PARAM, a, 0, 0, 0) };
+        if rc == 0 { get::<xen_abi::XenHvmParam>(a).value } else { u64::MAX }
+    };
     let mut ram = [Region::default(); 8];
     for (r, m) in ram.iter_mut().zip(p.memory.iter()) {
         *r = *m;
@@ -2529,11 +3749,24 @@ fn main(p: &Platform) {
             trace: p.has_bootarg("trace"),
             watch: arg("watch").unwrap_or(0),
             granter: arg("granter").unwrap_or(0) as DomId,
+            skip: p
+                .bootarg("skip")
+                .unwrap_or("")
+                .split(['+', ','])
+                .filter_map(|w| w.parse::<u32>().ok())
+                .fold(0, |m, o| m | 1u64.checked_shl(o).unwrap_or(0)),
+            nvcpus: p.cpus.len().max(1),
+            gic: gic_ok,
+            gic_fuzz: gic_ok && !xen_quirks && p.bootarg("gicfuzz") != Some("0"),
+            gicd_id,
+            mpidrs,
+            conduit: p.psci.unwrap_or(Conduit::Hvc),
+            callback,
         };
     }
     let cfg = cfg();
     granite_guests::println!(
-        "[granite-fuzz] seed={:#x} iters={} audit_every={} vcpus={} quirks={} max_frames={} grant_pool={:#x}+{} ext_pool={:#x}+{} victim={:#x}+{}",
+        "[granite-fuzz] seed={:#x} iters={} audit_every={} vcpus={} quirks={} max_frames={} grant_pool={:#x}+{} ext_pool={:#x}+{} victim={:#x}+{} sac={:#x}+{} gic={}{}",
         seed,
         iters,
         audit_every,
@@ -2545,10 +3778,25 @@ fn main(p: &Platform) {
         cfg.x0,
         EXT_POOL,
         VICTIM.gfn(0),
-        VICTIM_SHARED
+        VICTIM_SHARED,
+        SAC.gfn(0),
+        SAC_PAGES,
+        match (gic_ok, p.gic.map(|g| g.version)) {
+            (true, Some(granite_guests::GicVersion::V3)) => "v3",
+            (true, _) => "v2",
+            _ => "none",
+        },
+        if cfg.gic_fuzz {
+            " (registers fuzzed)"
+        } else if gic_ok {
+            " (registers not fuzzed: quirks=xen or gicfuzz=0; SGIs and the final interrupt check only)"
+        } else {
+            ""
+        }
     );
 
     // Guard pages out of stage 1; buffers' contents.
+    mmu::unmap(SAC.addr(SAC_PAGES), PAGE);
     for cpu in 0..MAX_CPUS {
         for g in GUARDS {
             mmu::unmap(arena(cpu, g), PAGE);
@@ -2618,9 +3866,11 @@ fn main(p: &Platform) {
             fail(format_args!("PSCI CPU_ON(cpu {}, mpidr {:#x}): {}", s.cpu, s.mpidr, s.result));
         }
     }
-    let conduit = p.psci.unwrap_or(granite_guests::Conduit::Hvc);
+    let conduit = cfg.conduit;
     let psci_checks = psci_checks(conduit, n);
+    RAN[0].store(true, Relaxed);
     run(0);
+    NO_MORE_CPU_ON.store(true, Release);
     let t1 = counter();
     // Wait for the others, for at most 5 minutes of guest time after vCPU 0 finished.
     let deadline = t1 + 300 * cfg.cntfrq;
@@ -2707,6 +3957,11 @@ fn finish(cfg: &Cfg, n: usize, psci: (u64, u64), t0: u64, t1: u64, conduit: gran
             );
         }
     }
+    if cfg.gic {
+        let (gc, gf) = gic_final(cfg, n, conduit);
+        checks += gc;
+        failures += gf;
+    }
     // SAFETY: the audit hypercall takes no arguments and touches no guest memory.
     let rc = unsafe { hypercall5(hc::GRANITE_AUDIT, 0, 0, 0, 0, 0) };
     audit_result(c0, rc);
@@ -2719,9 +3974,25 @@ fn finish(cfg: &Cfg, n: usize, psci: (u64, u64), t0: u64, t1: u64, conduit: gran
     let mut errs = [0u64; NRES];
     let mut gntst = [0u64; NGNTST];
     let (mut hcs, mut faults, mut audits, mut violations, mut audit_failures) = (0, 0, 0, 0, 0);
+    let (mut mmio, mut mmio_aborts, mut sgis, mut timer_regs, mut psci) = (0, 0, 0, 0, 0);
+    let mut ops = [0u64; NOPS];
+    let mut op_res = [[0u64; NRES]; NOPS];
+    let mut op_ticks = [0u64; NOPS];
     for c in 0..n {
         let s = cpu_state(c);
         hcs += s.hypercalls;
+        mmio += s.mmio;
+        mmio_aborts += s.mmio_aborts;
+        sgis += s.sgis;
+        timer_regs += s.timer_regs;
+        psci += s.psci;
+        for (o, (t, r)) in ops.iter_mut().zip(op_res.iter_mut()).enumerate() {
+            *t += s.ops[o] as u64;
+            op_ticks[o] += s.op_ticks[o];
+            for (x, v) in r.iter_mut().zip(s.op_res[o].iter()) {
+                *x += *v as u64;
+            }
+        }
         faults += s.faults;
         checks += s.checks;
         failures += s.check_failures;
@@ -2740,7 +4011,29 @@ fn finish(cfg: &Cfg, n: usize, psci: (u64, u64), t0: u64, t1: u64, conduit: gran
     }
     let secs_x10 = (t1 - t0) * 10 / cfg.cntfrq;
     let rate = hcs * cfg.cntfrq / (t1 - t0).max(1);
-    let mut line = StrBuf::<1400>::new();
+    // Per operation: how often, and its calls' results (before the SUMMARY line).
+    for (o, name) in OP_NAMES.iter().enumerate().skip(1) {
+        if ops[o] == 0 {
+            continue;
+        }
+        let mut l = StrBuf::<600>::new();
+        let ms = op_ticks[o] * 1000 / cfg.cntfrq;
+        let _ = write!(l, "[granite-fuzz] op {name}: {} times, {ms} ms, results [", ops[o]);
+        if o == Op::Psci as usize {
+            // (PSCI's answers are its own codes, not errnos.)
+            write_hist(&mut l, &op_res[o], |i| match i {
+                0 => "0",
+                128 => "+",
+                129 => "other",
+                _ => "-E?",
+            });
+        } else {
+            write_hist(&mut l, &op_res[o], res_name);
+        }
+        let _ = writeln!(l, "]");
+        console::write_bytes(l.as_bytes());
+    }
+    let mut line = StrBuf::<1600>::new();
     let _ = write!(line, "[granite-fuzz] SUMMARY seed={:#x} vcpus={} hypercalls={} results=[", cfg.seed, n, hcs);
     write_hist(&mut line, &results, res_name);
     let _ = write!(line, "] errs=[");
@@ -2753,12 +4046,18 @@ fn finish(cfg: &Cfg, n: usize, psci: (u64, u64), t0: u64, t1: u64, conduit: gran
     });
     let _ = write!(
         line,
-        "] audits={} violations={} faults={} checks={} check_failures={} guest_time={}.{}s rate={}/s",
+        "] audits={} violations={} faults={} checks={} check_failures={} mmio={} mmio_aborts={} sgis={} timer_regs={} psci={} revisits={} guest_time={}.{}s rate={}/s",
         audits,
         violations,
         faults,
         checks,
         failures,
+        mmio,
+        mmio_aborts,
+        sgis,
+        timer_regs,
+        psci,
+        REVISITS.load(Relaxed),
         secs_x10 / 10,
         secs_x10 % 10,
         rate
@@ -2780,6 +4079,80 @@ fn finish(cfg: &Cfg, n: usize, psci: (u64, u64), t0: u64, t1: u64, conduit: gran
         );
     }
     granite_guests::hypercall::power_off()
+}
+
+/// After the fuzzing (every secondary off): the GIC set up again, and a timer interrupt must
+/// still arrive, on vCPU 0 and on each secondary, started again with CPU_ON (which must
+/// succeed on a vCPU that is off, and say ALREADY_ON or ON_PENDING right after). Returns
+/// (checks, failures).
+fn gic_final(cfg: &Cfg, n: usize, conduit: Conduit) -> (u64, u64) {
+    use xen_abi::psci::*;
+    let mut checks = 0;
+    let mut failed = 0;
+    let mut check = |ok: bool, what: fmt::Arguments| {
+        checks += 1;
+        if !ok {
+            failed += 1;
+            FAILED.store(true, Relaxed);
+            granite_guests::println!("[granite-fuzz] CHECK FAILED interrupts after the fuzzing: {}", what);
+        }
+    };
+    let g = gic::get();
+    FINAL_PHASE.store(true, Release);
+    g.dist_init();
+    check(g.cpu_init(), format_args!("vCPU 0 finds its redistributor again"));
+    let r = gicfuzz::irq_check(g, 5_000, 2_000_000);
+    check(r.arrived, format_args!("vCPU 0: no virtual timer interrupt within 2 s of guest time, GIC set up again"));
+    let mut line = StrBuf::<400>::new();
+    let _ = write!(
+        line,
+        "[granite-fuzz] interrupts after the fuzzing: vCPU 0 took {} left over, timer {}",
+        r.drained,
+        if r.arrived { "arrived" } else { "LOST" }
+    );
+    let entry = smp::secondary_entry_address();
+    for c in 1..n {
+        let m = smp::cpu_mpidr(c);
+        let rc = smp::cpu_on(conduit, m, entry, c as u64);
+        check(rc == PSCI_SUCCESS, format_args!("CPU_ON of vCPU {c} (off) = {rc}, want SUCCESS"));
+        if rc != PSCI_SUCCESS {
+            continue;
+        }
+        let again = smp::cpu_on(conduit, m, entry, c as u64);
+        FINAL_GO[c].store(true, Release);
+        check(
+            again == PSCI_ALREADY_ON || again == PSCI_ON_PENDING,
+            format_args!("CPU_ON of vCPU {c} right after it was started = {again}, want ALREADY_ON or ON_PENDING"),
+        );
+        let deadline = counter() + 20 * cfg.cntfrq;
+        while FINAL_RESULT[c].load(Acquire) == 0 && counter() < deadline {
+            granite_guests::hypercall::sched_yield();
+        }
+        let v = FINAL_RESULT[c].load(Acquire);
+        check(v != 0, format_args!("vCPU {c} started again did not report within 20 s"));
+        if v != 0 {
+            check(v & 4 != 0, format_args!("vCPU {c} finds its redistributor again"));
+            check(v & 2 != 0, format_args!("vCPU {c}: no virtual timer interrupt within 2 s, GIC set up again"));
+            let _ = write!(
+                line,
+                "; vCPU {c} took {} left over, timer {}",
+                (v >> 3) & 0x0fff_ffff,
+                if v & 2 != 0 { "arrived" } else { "LOST" }
+            );
+        }
+        let mut off = -1;
+        for _ in 0..10_000 {
+            off = smp::affinity_info(conduit, m);
+            if off == 1 {
+                break;
+            }
+            granite_guests::hypercall::sched_yield();
+        }
+        check(off == 1, format_args!("AFFINITY_INFO(vCPU {c}) after its visit = {off}, want OFF (1)"));
+    }
+    let _ = writeln!(line);
+    console::write_bytes(line.as_bytes());
+    (checks, failed)
 }
 
 fn res_name(i: usize) -> &'static str {
@@ -2959,7 +4332,11 @@ fn final_check(cfg: &Cfg) -> (u64, u64) {
 // some granted pages for grant frames and holes, uses its own grant table, and with
 // `crash_ms=N` crashes after N ms of guest time, while dom0 still maps its pages. It checks
 // nothing itself: dom0's audit hypercall does, and dom0 counts the mappings it got (`xmaps=`
-// in its SUMMARY line).
+// in its SUMMARY line). It also gives its swapped pages back and populates them again
+// (decrease_reservation / populate_physmap: pages dom0 maps are freed only once unmapped),
+// and dom0 in turn populates and gives back pages of the granter's at GFNs where it has
+// nothing (GRANTER_HOLES), allocates event-channel ports in its table and binds to them,
+// and sets its HVM parameters.
 
 /// Pages granted to dom0; the last GRANTER_VICTIMS also become grant frames and holes.
 const GRANTER_PAGES: usize = 16;
@@ -3041,9 +4418,27 @@ fn granter(p: &Platform) -> ! {
                     granite_guests::hypercall::remove_from_physmap(DOMID_SELF, GRANTED.gfn(v))
                 };
             }
-            90..=94 => {
+            90..=92 => {
                 calls += 1;
                 let _ = granite_guests::hypercall::query_size(DOMID_SELF);
+            }
+            93..=94 => {
+                // Give a page dom0 may map back (freed once dom0 unmapped it), or take a
+                // fresh one at its GFN (a domU gets new pages, within its limit).
+                calls += 1;
+                let mut list = [GRANTED.gfn(v)];
+                let mut r = XenMemoryReservation {
+                    extent_start: granite_guests::hypercall::va_mut(&mut list),
+                    nr_extents: 1,
+                    domid: DOMID_SELF,
+                    ..Default::default()
+                };
+                let cmd = match next() % 4 {
+                    0 | 1 => XENMEM_DECREASE_RESERVATION,
+                    2 => XENMEM_POPULATE_PHYSMAP,
+                    _ => XENMEM_INCREASE_RESERVATION,
+                };
+                let _ = granite_guests::hypercall::memory_op(cmd, &mut r);
             }
             _ => {
                 calls += 1;
