@@ -20,6 +20,11 @@
 //! a fast hypervisor makes likely, whatever the hypervisor answers. That the pages came back is
 //! itself checked (`balloon`).
 //!
+//! `xen-selftest --counter` checks nothing: it prints `[xen-selftest] counter cntvct=<CNTVCT_EL0>
+//! cntfrq=<CNTFRQ_EL0>` and exits (tests/linux/init runs it first thing, for scripts/bench.sh's
+//! power-on-to-init figure: the virtual counter counts from the hypervisor's CNTVOFF_EL2, which
+//! Xen and granite set to the physical counter when they create dom0).
+//!
 //! Output: one `[xen-selftest] PASS|FAIL <name>: <detail>` line per check (a failure names the
 //! call and its errno), `[xen-selftest] info ...` lines (timings, never judged), and
 //! `[xen-selftest] SUMMARY passed=N failed=M`. Exit status 0 iff every check passed.
@@ -74,7 +79,30 @@ impl Report {
     }
 }
 
+/// CNTVCT_EL0 and CNTFRQ_EL0 (Linux lets user space read both).
+#[cfg(target_arch = "aarch64")]
+fn counter() -> (u64, u64) {
+    let (cnt, frq): (u64, u64);
+    // SAFETY: reads of the virtual counter and its frequency, which Linux enables at EL0
+    // (CNTKCTL_EL1.EL0VCTEN); no memory is touched.
+    unsafe {
+        std::arch::asm!("isb", "mrs {c}, cntvct_el0", "mrs {f}, cntfrq_el0", c = out(reg) cnt, f = out(reg) frq,
+            options(nomem, nostack));
+    }
+    (cnt, frq)
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn counter() -> (u64, u64) {
+    (0, 0)
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--counter") {
+        let (cnt, frq) = counter();
+        println!("{TAG} counter cntvct={cnt} cntfrq={frq}");
+        return;
+    }
     let t0 = Instant::now();
     let mut r = Report::default();
     r.record("capabilities", capabilities());
