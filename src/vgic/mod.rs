@@ -118,10 +118,16 @@ impl Kicks {
     pub fn is_empty(&self) -> bool {
         self.0 == 0
     }
-    /// The vCPUs, in order.
+    /// The vCPUs, in order (only the set bits are visited: this runs on every change).
     pub fn iter(&self) -> impl Iterator<Item = usize> {
-        let m = self.0;
-        (0..64).filter(move |i| m & (1 << i) != 0)
+        let mut m = self.0;
+        core::iter::from_fn(move || {
+            let i = m.trailing_zeros();
+            (m != 0).then(|| {
+                m &= m - 1;
+                i as usize
+            })
+        })
     }
 }
 
@@ -418,14 +424,9 @@ impl Vgic {
             }
             true
         });
-        // Order by priority, then INTID.
-        let mut cand: Vec<(u8, u32)> = Vec::with_capacity(list.len());
-        for &id in &list {
-            if let Some(irq) = self.irq(st, vcpu, id) {
-                cand.push((irq.priority, id));
-            }
-        }
-        cand.sort_unstable();
+        // Order by priority, then INTID: the list itself is kept in that order (no
+        // allocation on this path, which every interrupt delivery takes).
+        list.sort_unstable_by_key(|&id| (self.irq(st, vcpu, id).map_or(u8::MAX, |i| i.priority), id));
         st.cpus[vcpu].list = list;
         for id in moved {
             f.kicks.add(self.update(st, vcpu, id));
@@ -436,7 +437,8 @@ impl Vgic {
         let group1 = self.cfg.version == Version::V3;
         let v2 = self.cfg.version == Version::V2;
         let mut n = 0;
-        for &(_, id) in &cand {
+        for k in 0..st.cpus[vcpu].list.len() {
+            let id = st.cpus[vcpu].list[k];
             if n == out.len() {
                 f.underflow = true;
                 break;

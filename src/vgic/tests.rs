@@ -401,3 +401,11 @@ fn a_disabled_distributor_forwards_nothing_private_interrupts_included() {
         assert!(g.check().is_empty(), "{:?}", g.check());
     }
 }
+
+#[test]
+fn kicks_name_their_vcpus_in_order() {
+    assert_eq!(Kicks(0b1010_0001).iter().collect::<alloc::vec::Vec<_>>(), [0, 5, 7]);
+    assert_eq!(Kicks(1 << 63).iter().collect::<alloc::vec::Vec<_>>(), [63]);
+    assert_eq!(Kicks(0).iter().count(), 0);
+    assert_eq!(Kicks(u64::MAX).iter().count(), 64);
+}
