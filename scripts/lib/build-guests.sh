@@ -1,7 +1,7 @@
 # Sourced by scripts/build.sh: builds the test guests for aarch64-unknown-none (release) and
 # turns each into a raw arm64 Image: target/images/<guest>.img. Needs the `objcopy` function
 # that scripts/build.sh defines (the sysroot's rust-objcopy).
-guests=(smoke fuzz xdom bench gic)
+guests=(smoke fuzz xdom bench gic xsa)
 echo "[build] test guests: ${guests[*]}"
 cargo build --release --target aarch64-unknown-none -p granite-guests --features guest
 for g in "${guests[@]}"; do
