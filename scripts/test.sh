@@ -83,6 +83,10 @@ step "the GIC and timer guest: granite with GICv3 and GICv2, Xen 4.17 (GICv3) as
 NO_BUILD=1 TIMEOUT=180 bash scripts/gic-test.sh
 HV=xen GICS=3 NO_BUILD=1 TIMEOUT=240 bash scripts/gic-test.sh
 
+step "XSA regression guests: granite (GICv3, GICv2, cross-domain; known granite bugs XFAIL), Xen 4.17 (GICv3) as the reference"
+NO_BUILD=1 TIMEOUT=180 bash scripts/xsa-test.sh
+HV=xen RUNS=v3 NO_BUILD=1 TIMEOUT=240 bash scripts/xsa-test.sh
+
 step "Linux dom0 on granite: QEMU virt GICv3 and GICv2, 2 vCPUs"
 HV=target/images/granite.bin GIC=3 SMP=2 TIMEOUT=240 bash scripts/linux-dom0.sh
 HV=target/images/granite.bin GIC=2 SMP=2 TIMEOUT=240 bash scripts/linux-dom0.sh
