@@ -2904,7 +2904,8 @@ impl Fuzz<'_> {
     /// A checked sequence on ports of our own: a new unbound port, maybe a loopback
     /// interdomain binding to it (status of both ends, sends, bind_vcpu, closing one end
     /// makes the other unbound again), then closed. Void (not reported) when another vCPU may
-    /// have changed one of the ports meanwhile (EV_TOUCH, EV_DONE, EV_RESETS).
+    /// have changed one of the ports meanwhile (EV_TOUCH, EV_DONE, EV_RESETS). Our own changes
+    /// are marked too (a port of ours a reset closed may be someone else's by then).
     fn ev_private(&mut self) {
         use xen_abi::evtchn::*;
         let resets = EV_RESETS.load(SeqCst);
@@ -2921,7 +2922,7 @@ impl Fuzz<'_> {
             return;
         }
         let p1 = get::<EvtchnAllocUnbound>(a).port;
-        let t1 = touch(p1);
+        let mut t1 = touch(p1);
         let mut void = t1 & 1 != 0 || EV_DONE.load(SeqCst) != done0;
         let mut f = Failures::new();
         let (rc, s) = self.ev_status(p1);
@@ -2938,13 +2939,14 @@ impl Fuzz<'_> {
                 &EvtchnBindInterdomain { remote_dom, _pad: 0, remote_port: p1, local_port: 0x5555_5555 },
                 usize::MAX,
             );
-            let rc = self.evtchn(EVTCHNOP_BIND_INTERDOMAIN, a);
+            let rc = self.ev_change(p1, EVTCHNOP_BIND_INTERDOMAIN, a);
+            t1 += 2;
             f.that(rc == 0, format_args!("bind_interdomain to our unbound port {p1}: {rc}"));
             if rc == 0 {
                 let q = get::<EvtchnBindInterdomain>(a).local_port;
-                let tq = touch(q);
-                void |= tq & 1 != 0 || EV_DONE.load(SeqCst) != done1;
-                p2 = Some((q, tq));
+                let mut tq = touch(q);
+                // (Our own ev_change counted once.)
+                void |= tq & 1 != 0 || EV_DONE.load(SeqCst) != done1 + 1;
                 let (r1, s1) = self.ev_status(p1);
                 let (r2, s2) = self.ev_status(q);
                 f.that(
@@ -2961,14 +2963,17 @@ impl Fuzz<'_> {
                     f.that(rc == 0, format_args!("send on our interdomain port {port}: {rc}"));
                 }
                 put(a, &EvtchnBindVcpu { port: q, vcpu: me }, usize::MAX);
-                let rc = self.evtchn(EVTCHNOP_BIND_VCPU, a);
+                let rc = self.ev_change(q, EVTCHNOP_BIND_VCPU, a);
+                tq += 2;
                 let (r3, s3) = self.ev_status(q);
                 f.that(
                     rc == 0 && r3 == 0 && s3.vcpu == me,
                     format_args!("bind_vcpu({q}, {me}): {rc}, then status rc {r3} {s3:?}"),
                 );
                 put(a, &EvtchnPort { port: q }, usize::MAX);
-                let rc = self.evtchn(EVTCHNOP_CLOSE, a);
+                let rc = self.ev_change(q, EVTCHNOP_CLOSE, a);
+                tq += 2;
+                p2 = Some((q, tq));
                 let (r4, s4) = self.ev_status(p1);
                 f.that(
                     rc == 0 && r4 == 0 && s4.status == EVTCHNSTAT_UNBOUND && s4.remote_dom() == 0,
@@ -2977,7 +2982,8 @@ impl Fuzz<'_> {
             }
         }
         put(a, &EvtchnPort { port: p1 }, usize::MAX);
-        let rc = self.evtchn(EVTCHNOP_CLOSE, a);
+        let rc = self.ev_change(p1, EVTCHNOP_CLOSE, a);
+        t1 += 2;
         f.that(rc == 0, format_args!("close of our port {p1}: {rc}"));
         void |= EV_RESETS.load(SeqCst) != resets || touch(p1) != t1 || p2.is_some_and(|(q, tq)| touch(q) != tq);
         if !void {
