@@ -34,21 +34,10 @@ cd "$top" || exit 2
 # they still run and still fail, and are listed as XFAIL instead of failing the run. Remove
 # an entry once the bug is fixed (the run then says XPASS).
 known_granite_bugs=(
-    # get_status_frames(nr_frames 0) on a v1 table: GNTST_general_error; Xen: GNTST_okay
-    xsa382_status_frames_zero_requested
-    # a copy into a grant pinned read-only whose entry was rewritten to another frame goes
-    # through (into the pinned frame); Xen's XSA-500 fix: GNTST_general_error
-    xsa500_copy_into_a_rewritten_pinned_grant_refused
-    # SCHEDOP_poll is not implemented (-ENOSYS); Xen: -EINVAL for more than 128 ports
-    xsa221_sched_poll_bad_port_list
-    # GICv3: an SPI made pending again and reprioritised in its own handler stays active and
-    # pending after the EOI and is never delivered again
-    xsa223_disabled_inflight_interrupt@v3
-    # a grant copy naming a foreign-mapped GFN as the caller's frame: GNTST_general_error;
-    # Xen: GNTST_bad_page
-    xsa473_foreign_pages_of_a_live_domu
-    xsa473_copies_from_foreign_pages_while_their_owner_dies
-    xsa473_foreign_pages_of_a_dead_domu
+    # (none: the five the scenarios found — XSA-382 zero status frames, XSA-500 a copy
+    # through a rewritten pinned grant, XSA-221 SCHEDOP_poll, XSA-223 an active interrupt's
+    # priority on GICv3, XSA-473 foreign frames as a bad page — are fixed, each with a host
+    # regression test)
 )
 
 v3_scenarios=(

@@ -976,3 +976,27 @@ fn bad_input_gets_xens_errno_and_leaves_state_unchanged() {
     }
     clean(&m);
 }
+
+/// XSA-221 guest (regression): SCHEDOP_poll checks its port list as Xen does — at most 128
+/// ports, each readable and one the ABI can name — before it looks for a pending one.
+#[test]
+fn sched_poll_checks_its_ports_as_xen_does() {
+    let m = machine();
+    let hv = &m.hv;
+    let g = Guest::new(hv, 1, 4);
+    let poll = |ports: &[u32], nr: u32, list: u64| {
+        for (i, p) in ports.iter().enumerate() {
+            g.put(hv, ARRAY + 4 * i as u64, p);
+        }
+        g.put(hv, ARG, &SchedPoll { ports: list, nr_ports: nr, _pad: 0, timeout: 0 });
+        g.ret(hv, hc::SCHED_OP, [xen_abi::sched::SCHEDOP_POLL, ARG, 0, 0, 0])
+    };
+    let before = fingerprint(hv);
+    assert_eq!(poll(&[1; 129], 129, ARRAY), -EINVAL, "more than 128 ports");
+    assert_eq!(poll(&[1, 4096], 2, ARRAY), -EINVAL, "beyond the 2-level ABI's 4096");
+    assert_eq!(poll(&[1], 1, 0xdead_0000_0000), -EFAULT, "an unreadable list");
+    assert_eq!(g.ret(hv, hc::SCHED_OP, [xen_abi::sched::SCHEDOP_POLL, 0xdead_0000_0000, 0, 0, 0]), -EFAULT);
+    assert_eq!(poll(&[1, 2, 4095], 3, ARRAY), 0, "nameable ports: nothing pending, returns");
+    assert_eq!(poll(&[], 0, 0), 0, "no ports");
+    assert_eq!(fingerprint(hv), before, "nothing changed");
+}

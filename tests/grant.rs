@@ -467,3 +467,98 @@ fn cache_flush_own_pages_and_mapped_grants() {
     assert_eq!(dcache(), []);
     clean(&m);
 }
+
+/// XSA-382 guest (regression): a v1 table has no status frames; asking for none succeeds and
+/// writes nothing, asking for any is Xen's general error, another domain's is refused.
+#[test]
+fn status_frames_of_a_v1_table_none_asked_none_given() {
+    let m = HostMachine::new(1024, 40, Arc::new(NoTlb), Options::default());
+    let hv = &m.hv;
+    let d1 = Guest::new(hv, 1, 4);
+    let _d2 = Guest::new(hv, 2, 4);
+    let ask = |nr_frames: u32, dom: u16| {
+        d1.put(hv, ARRAY, &0x5a5a_5a5a_5a5a_5a5au64);
+        d1.put(hv, ARG, &GnttabGetStatusFrames { nr_frames, dom, status: 99, frame_list: ARRAY });
+        let rc = d1.ret(hv, xen_abi::hypercall::GRANT_TABLE_OP, [GNTTABOP_GET_STATUS_FRAMES, ARG, 1, 0, 0]);
+        (rc, d1.get::<GnttabGetStatusFrames>(hv, ARG).status, d1.get::<u64>(hv, ARRAY))
+    };
+    assert_eq!(ask(0, DOMID_SELF), (0, GNTST_OKAY, 0x5a5a_5a5a_5a5a_5a5a), "none asked: okay, nothing written");
+    assert_eq!(ask(1, DOMID_SELF), (0, GNTST_GENERAL_ERROR, 0x5a5a_5a5a_5a5a_5a5a));
+    assert_eq!(ask(u32::MAX, DOMID_SELF).1, GNTST_GENERAL_ERROR);
+    assert_eq!(ask(0, 2).1, GNTST_PERMISSION_DENIED, "another domain's: not ours to ask");
+    assert_eq!(ask(0, 77).1, GNTST_BAD_DOMAIN);
+}
+
+/// XSA-500 guest (regression): the granter rewrote the entry to another page after dom0
+/// mapped it read-only. A copy into the grant must take the entry again for writing, and the
+/// entry no longer names the pinned frame: refused, neither page touched. A copy out of it
+/// reads through the read pin: the pinned frame, as Xen 4.17 answers. The mapping keeps the
+/// frame it pinned.
+#[test]
+fn a_copy_through_a_pinned_grant_whose_entry_was_rewritten_is_refused() {
+    let (m, dom0, domu) = two();
+    let hv = &m.hv;
+    let (old, new) = (GUEST_RAM_GFN + 5, GUEST_RAM_GFN + 6);
+    domu.put(hv, old << 12, &0x0101_0101_0101_0101u64);
+    domu.put(hv, new << 12, &0x0202_0202_0202_0202u64);
+    domu.write_grant(hv, 12, GTF_PERMIT_ACCESS, 0, old as u32);
+    let op = dom0.map_grant(hv, 7, 12, GNTMAP_HOST_MAP | GNTMAP_READONLY, HOST);
+    assert_eq!(op.status, GNTST_OKAY);
+    // The granter points the entry at another page while it is mapped.
+    domu.write_grant(hv, 12, GTF_PERMIT_ACCESS | GTF_READING, 0, new as u32);
+    let src = GUEST_RAM_GFN + 2;
+    dom0.put(hv, src << 12, &0xdead_beef_dead_beefu64);
+    let ptr = |u: u64, domid: u16| GnttabCopyPtr { u, domid, offset: 0, _pad: 0 };
+    let into = GnttabCopy {
+        source: ptr(src, DOMID_SELF),
+        dest: ptr(12, 7),
+        len: 8,
+        flags: GNTCOPY_DEST_GREF,
+        ..Default::default()
+    };
+    assert_eq!(dom0.grant_copy(hv, into), GNTST_GENERAL_ERROR, "copy into it");
+    assert_eq!(domu.get::<u64>(hv, old << 12), 0x0101_0101_0101_0101, "the pinned page untouched");
+    assert_eq!(domu.get::<u64>(hv, new << 12), 0x0202_0202_0202_0202, "the newly named page untouched");
+    let from = GnttabCopy {
+        source: ptr(12, 7),
+        dest: ptr(src, DOMID_SELF),
+        len: 8,
+        flags: GNTCOPY_SOURCE_GREF,
+        ..Default::default()
+    };
+    assert_eq!(dom0.grant_copy(hv, from), GNTST_OKAY, "copy out of it, through the read pin");
+    assert_eq!(dom0.get::<u64>(hv, src << 12), 0x0101_0101_0101_0101, "from the pinned page");
+    assert_eq!(domu.read_grant(hv, 12).flags & GTF_WRITING, 0, "no writing flag left behind");
+    // The mapping still maps the page it pinned, and unmaps cleanly.
+    assert_eq!(dom0.lookup(hv, HOST >> 12).map(|m| m.mfn), Some(domu.ram.add(5)));
+    assert_eq!(dom0.unmap_grant(hv, op.handle, HOST), GNTST_OKAY);
+    clean(&m);
+}
+
+/// XSA-473 guest (regression): a copy naming, as the caller's own frame, a GFN where the
+/// caller maps another domain's page (a foreign mapping) is refused as a bad page, both ways.
+#[test]
+fn a_copy_from_or_to_a_foreign_mapping_is_a_bad_page() {
+    let (m, dom0, domu) = two();
+    let hv = &m.hv;
+    let foreign_gfn = 0x9_0000;
+    let (rc, errs) = dom0.batch(
+        hv,
+        DOMID_SELF,
+        xen_abi::memory::XENMAPSPACE_GMFN_FOREIGN as u16,
+        7,
+        &[(GUEST_RAM_GFN + 5, foreign_gfn)],
+    );
+    assert_eq!((rc, errs), (0, vec![0]), "dom0 maps the domU's page");
+    let ptr = |u: u64, domid: u16| GnttabCopyPtr { u, domid, offset: 0, _pad: 0 };
+    let mine = GUEST_RAM_GFN + 2;
+    let from =
+        GnttabCopy { source: ptr(foreign_gfn, DOMID_SELF), dest: ptr(mine, DOMID_SELF), len: 8, ..Default::default() };
+    assert_eq!(dom0.grant_copy(hv, from), GNTST_BAD_PAGE);
+    let to =
+        GnttabCopy { source: ptr(mine, DOMID_SELF), dest: ptr(foreign_gfn, DOMID_SELF), len: 8, ..Default::default() };
+    assert_eq!(dom0.grant_copy(hv, to), GNTST_BAD_PAGE);
+    let _ = domu;
+    assert_eq!(dom0.remove(hv, DOMID_SELF, foreign_gfn), 0);
+    clean(&m);
+}

@@ -47,6 +47,9 @@ struct Model {
     pending: bool,
     active: bool,
     priority: u8,
+    /// The priority it was acknowledged with: its list register keeps it while it is active
+    /// (the virtual CPU interface deactivates on EOI only at the dropped priority).
+    active_priority: u8,
 }
 
 struct World {
@@ -137,6 +140,7 @@ impl World {
                             lr.active = true;
                             m.pending = false;
                             m.active = true;
+                            m.active_priority = lr.priority;
                         }
                         2 if lr.active => {
                             lr.active = false;
@@ -171,7 +175,7 @@ impl World {
         for lr in loaded {
             let m = self.m[&lr.vintid];
             assert_eq!((lr.pending, lr.active), (m.pending && m.enabled, m.active), "INTID {}", lr.vintid);
-            assert_eq!(lr.priority, m.priority);
+            assert_eq!(lr.priority, if m.active { m.active_priority } else { m.priority }, "INTID {}", lr.vintid);
         }
     }
 

@@ -615,6 +615,21 @@ pub mod sched {
     pub const SHUTDOWN_WATCHDOG: u32 = 4;
 }
 
+/// `struct sched_poll` (SCHEDOP_poll).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedPoll {
+    /// `XEN_GUEST_HANDLE(evtchn_port_t)`: `nr_ports` 32-bit ports.
+    pub ports: GuestHandle,
+    pub nr_ports: u32,
+    pub _pad: u32,
+    /// Absolute system time to give up at (0: none).
+    pub timeout: u64,
+}
+const_assert_eq!(size_of::<SchedPoll>(), 24);
+const_assert_eq!(offset_of!(SchedPoll, nr_ports), 8);
+const_assert_eq!(offset_of!(SchedPoll, timeout), 16);
+
 /// `struct sched_shutdown`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -878,6 +878,11 @@ pub fn teardown(env: &Env, d: &dyn Owner) {
     }
 }
 
+/// Xen's `max_evtchns(d)`: the ports its ABI can name (4096 for 2-level, 2^17 for FIFO).
+pub fn max_evtchns(d: &dyn Owner) -> u32 {
+    d.events().lock().max_evtchns()
+}
+
 /// Is `port` of `d` pending / masked as its guest sees it (2-level bits or FIFO event word)?
 pub fn port_bits(mm: &Mm, d: &dyn Owner, port: u32) -> (bool, bool) {
     let t = d.events().lock();

@@ -23,15 +23,39 @@ pub struct Pinned {
     pub cache_flags: u16,
 }
 
+/// What a pin is for: a mapping, or the duration of one `GNTTABOP_copy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinFor {
+    Map,
+    Copy,
+}
+
 /// Pin grant `gref` of table `gt` (whose domain's P2M is `p2m`) for domain `ldom`, and take
-/// one page reference for the new mapping.
-pub fn pin(mm: &Mm, gt: &GrantTable, p2m: &P2m, gref: u32, ldom: DomId, readonly: bool) -> Result<Pinned, GntSt> {
+/// one page reference for the new mapping (or copy).
+pub fn pin(
+    mm: &Mm,
+    gt: &GrantTable,
+    p2m: &P2m,
+    gref: u32,
+    ldom: DomId,
+    readonly: bool,
+    purpose: PinFor,
+) -> Result<Pinned, GntSt> {
     let mut st = gt.write();
     let act = match st.active(gref) {
         Some(a) if gref < st.nr_entries() => *a,
         _ => return Err(GntSt::BAD_GNTREF),
     };
     if act.pin != 0 && (act.domid != ldom || act.pin & GNTPIN_OVERFLOW != 0) {
+        return Err(GntSt::GENERAL_ERROR);
+    }
+    // A copy that must take the entry again (the first writer of a grant pinned read-only)
+    // goes on only if the entry still names the pinned frame: a granter that rewrote the entry
+    // meanwhile must not have the copy write the frame it no longer grants (XSA-500). A copy
+    // that needs nothing new from the entry (reading through a read pin) uses the pinned frame,
+    // and so does a mapping, as in Xen.
+    let retakes = act.pin != 0 && !readonly && act.pin & (GNTPIN_HSTW_MASK | GNTPIN_DEVW_MASK) == 0;
+    if purpose == PinFor::Copy && retakes && entry_frame(mm, &st, gref).map(u64::from) != Some(act.gfn) {
         return Err(GntSt::GENERAL_ERROR);
     }
     let mut entry = act;
@@ -96,8 +120,9 @@ pub fn get_paged_frame(mm: &Mm, p2m: &P2m, owner: DomId, gfn: u64, readonly: boo
     let r = p2m.read(mm);
     let m = r.lookup(Gfn(gfn)).ok_or(GntSt::BAD_PAGE)?;
     if m.ty.is_foreign() {
-        // The page belongs to a third domain: Xen refuses to pin it.
-        return Err(GntSt::GENERAL_ERROR);
+        // The page belongs to a third domain (a foreign mapping of the owner's): refused as a
+        // bad page, as Xen does since XSA-473 (it cannot be referenced safely for this owner).
+        return Err(GntSt::BAD_PAGE);
     }
     if !m.ty.is_ram() || (!readonly && m.ty == P2mType::RamRo) || !mm.get_page(m.mfn, owner) {
         return Err(GntSt::BAD_PAGE);

@@ -6,7 +6,7 @@
 use super::{Call, Outcome};
 use crate::domain::Domain;
 use crate::grant::MaptrackEntry;
-use crate::grant::pin::{self, Pinned};
+use crate::grant::pin::{self, PinFor, Pinned};
 use crate::hv::{DomRef, Hypervisor};
 use crate::p2m::P2mType;
 use crate::tlb::CacheOp;
@@ -239,7 +239,8 @@ fn map_inner(hv: &Hypervisor, ld: &Arc<Domain>, op: &GnttabMapGrantRef) -> Resul
     let rd = hv.domain_or_caller(ld, op.dom).ok_or(GntSt::BAD_DOMAIN)?;
     let handle = ld.grant.get_handle().ok_or(GntSt::NO_DEVICE_SPACE)?;
     let readonly = op.flags & GNTMAP_READONLY != 0;
-    let Pinned { mfn, cache_flags } = match pin::pin(&hv.mm, &rd.grant, &rd.p2m, op.ref_, ld.id, readonly) {
+    let Pinned { mfn, cache_flags } = match pin::pin(&hv.mm, &rd.grant, &rd.p2m, op.ref_, ld.id, readonly, PinFor::Map)
+    {
         Ok(p) => p,
         Err(s) => {
             ld.grant.put_handle(handle);
@@ -367,8 +368,10 @@ fn get_version(c: &Call, uop: u64) -> crate::types::Result<()> {
 
 fn get_status_frames(c: &Call, uop: u64) -> crate::types::Result<()> {
     let mut op: GnttabGetStatusFrames = c.mem().read(uop)?;
-    // Status frames exist only in v2, which Arm does not offer.
-    op.status = GntSt::of(target(c, op.dom).and(Err(GntSt::GENERAL_ERROR)));
+    // Status frames exist only in v2, which Arm does not offer: a v1 table has none, so asking
+    // for none is fine (nothing is written) and asking for any is Xen's general error (the
+    // capacity check of XSA-382).
+    op.status = GntSt::of(target(c, op.dom).and(if op.nr_frames == 0 { Ok(()) } else { Err(GntSt::GENERAL_ERROR) }));
     c.mem().write(uop, &op)
 }
 
@@ -422,7 +425,7 @@ fn claim(c: &Call, ptr: &GnttabCopyPtr, is_gref: bool, readonly: bool) -> Result
     let mm = &c.hv.mm;
     if is_gref {
         let gref = u32::try_from(ptr.u).map_err(|_| GntSt::BAD_GNTREF)?;
-        let p = pin::pin(mm, &d.grant, &d.p2m, gref, c.d.id, readonly)?;
+        let p = pin::pin(mm, &d.grant, &d.p2m, gref, c.d.id, readonly, PinFor::Copy)?;
         Ok(Claimed { mfn: p.mfn, pin: Some((Arc::clone(&d), gref, readonly)) })
     } else {
         Ok(Claimed { mfn: pin::get_paged_frame(mm, &d.p2m, d.id, ptr.u, readonly)?, pin: None })

@@ -227,10 +227,41 @@ fn console_io(c: &Call, cmd: u64, count: u64, buf: u64) -> Outcome {
     }
 }
 
+/// `SCHEDOP_poll` with Xen's checks, in Xen's order: the argument (-EFAULT), at most 128
+/// ports (-EINVAL, XSA-221), each port readable (-EFAULT) and one the domain's ABI can name
+/// (-EINVAL); a pending one returns at once. With none pending, Xen blocks the vCPU until one
+/// is or the timeout passes; granite returns at once (a wake-up with nothing pending, which
+/// callers check for), as it does for `SCHEDOP_block`.
+#[inline(never)]
+fn sched_poll(c: &Call, arg: u64) -> Outcome {
+    let p: xen_abi::SchedPoll = match c.mem().read(arg) {
+        Ok(p) => p,
+        Err(e) => return Outcome::err(e),
+    };
+    if p.nr_ports > 128 {
+        return Outcome::err(Errno::EINVAL);
+    }
+    let max = crate::evtchn::max_evtchns(&**c.d);
+    for i in 0..p.nr_ports as u64 {
+        let port: u32 = match c.mem().read_elem(p.ports, i) {
+            Ok(port) => port,
+            Err(e) => return Outcome::err(e),
+        };
+        if port >= max {
+            return Outcome::err(Errno::EINVAL);
+        }
+        if crate::evtchn::port_bits(&c.hv.mm, &**c.d, port).0 {
+            break;
+        }
+    }
+    Outcome::Return(0)
+}
+
 #[inline(never)]
 fn sched_op(c: &Call, cmd: u64, arg: u64) -> Outcome {
     match cmd {
         sched::SCHEDOP_YIELD | sched::SCHEDOP_BLOCK => Outcome::Return(0),
+        sched::SCHEDOP_POLL => sched_poll(c, arg),
         sched::SCHEDOP_SHUTDOWN => match c.mem().read::<xen_abi::SchedShutdown>(arg) {
             Ok(s) => Outcome::Shutdown(s.reason),
             Err(e) => Outcome::err(e),

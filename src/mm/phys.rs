@@ -32,6 +32,7 @@ pod!(
     xen_abi::XenMemAcquireResource,
     xen_abi::XenMemoryReservation,
     xen_abi::XenHvmParam,
+    xen_abi::SchedPoll,
     xen_abi::GrantEntryV1,
     xen_abi::GnttabSetupTable,
     xen_abi::GnttabQuerySize,

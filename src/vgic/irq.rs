@@ -28,6 +28,12 @@ pub struct Irq {
     pub sgi_sources: u8,
     /// GICv2 SGIs: the source of the active instance.
     pub active_source: u8,
+    /// The priority it was delivered (or made active) with. While it is active its list
+    /// register keeps that priority, whatever IPRIORITYR says since: a virtual CPU interface
+    /// deactivates on EOI only the interrupt whose priority is the one being dropped (GICv3
+    /// `ICV_EOIR1_EL1`), so a list register rewritten with a new priority would stay active
+    /// for ever (found by the XSA-223 guest).
+    pub active_priority: u8,
 }
 
 /// Priority bits the virtual GIC implements (5: 32 levels, like the GIC-400 and QEMU's

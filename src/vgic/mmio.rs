@@ -466,7 +466,12 @@ impl Vgic {
                         hw.irq(p as u32, IrqOp::ClearPending);
                     }
                 }
-                Bits::SetActive => irq.active = true,
+                Bits::SetActive => {
+                    if !irq.active {
+                        irq.active_priority = irq.priority;
+                    }
+                    irq.active = true
+                }
                 Bits::ClearActive => {
                     irq.active = false;
                     if let Some(p) = irq.hw {

@@ -375,6 +375,9 @@ impl Vgic {
             let v2_sgi = self.cfg.version == Version::V2 && lr.vintid < SGI_END;
             let Some(irq) = self.irq(&mut st, vcpu, lr.vintid) else { continue };
             irq.active = lr.active;
+            if lr.active {
+                irq.active_priority = lr.priority;
+            }
             if lr.active && v2_sgi {
                 irq.active_source = lr.source;
             }
@@ -444,7 +447,9 @@ impl Vgic {
                 break;
             }
             let Some(irq) = self.irq(st, vcpu, id) else { continue };
-            let mut lr = Lr { vintid: id, priority: irq.priority, group1, hw: irq.hw, ..Lr::default() };
+            // An active interrupt keeps the priority it was taken with (see `active_priority`).
+            let priority = if irq.active { irq.active_priority } else { irq.priority };
+            let mut lr = Lr { vintid: id, priority, group1, hw: irq.hw, ..Lr::default() };
             if v2 && id < SGI_END {
                 // One instance of a GICv2 SGI at a time: the active one (plus its own pending
                 // instance), or the lowest pending source.

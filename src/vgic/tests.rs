@@ -409,3 +409,36 @@ fn kicks_name_their_vcpus_in_order() {
     assert_eq!(Kicks(0).iter().count(), 0);
     assert_eq!(Kicks(u64::MAX).iter().count(), 64);
 }
+
+/// XSA-223 guest: an SPI made pending again and reprioritised from inside its own handler.
+/// The list register must keep the priority it was taken with while it is active (a GICv3
+/// virtual CPU interface deactivates on EOI only at the dropped priority), else the EOI never
+/// deactivates it and it is never delivered again.
+#[test]
+fn an_active_interrupt_keeps_the_priority_it_was_taken_with() {
+    let hw = FakeHw::default();
+    let g = vgic(Version::V3, 1);
+    let spi = 95;
+    wr(&g, &hw, 0, GICD + GICD_IPRIORITYR + spi as u64, 1, 0x80);
+    wr(&g, &hw, 0, GICD + GICD_ISENABLER + 4 * (spi as u64 / 32), 4, 1 << (spi % 32));
+    wr(&g, &hw, 0, GICD + GICD_IROUTER + 8 * spi as u64, 8, 0);
+    let _ = g.inject(0, spi);
+    let (mut loaded, _) = lrs(&g, 0, 4);
+    assert_eq!((loaded[0].vintid, loaded[0].priority), (spi, 0x80));
+    // The guest takes it; its handler makes it pending again and changes its priority.
+    loaded[0].pending = false;
+    loaded[0].active = true;
+    g.fold(0, &loaded);
+    wr(&g, &hw, 0, GICD + GICD_ISPENDR + 4 * (spi as u64 / 32), 4, 1 << (spi % 32));
+    wr(&g, &hw, 0, GICD + GICD_IPRIORITYR + spi as u64, 1, 0x90);
+    let (loaded, _) = lrs(&g, 0, 4);
+    assert_eq!((loaded[0].pending, loaded[0].active), (true, true));
+    assert_eq!(loaded[0].priority, 0x80, "taken at 0x80: stays 0x80 until deactivated");
+    // The EOI deactivates it; the pending instance is then delivered at its new priority.
+    let mut done = loaded.clone();
+    done[0].active = false;
+    g.fold(0, &done);
+    let (loaded, _) = lrs(&g, 0, 4);
+    assert_eq!((loaded[0].pending, loaded[0].active, loaded[0].priority), (true, false, 0x90));
+    assert!(g.check().is_empty(), "{:?}", g.check());
+}
