@@ -132,17 +132,19 @@ printf 'RAW!' | dd of="$out/kernel8-raw.img" bs=1 seek=56 conv=notrunc status=no
 granite raw "$out/kernel8-raw.img" 0x80000
 
 # The SMP fuzz guest as identity-mapped dom0 on all four CPUs (GICv2, spin-table start), the
-# audit on: no check failure, no audit violation, every vCPU finished.
+# audit on every 2500 calls per vCPU: 100 000 hypercalls on every surface but the GIC (the
+# Pi's tree gives it at a bus address the guest runtime does not translate, so the guest
+# leaves it out and says so), no check failure, no audit violation, every vCPU finished.
 pifuzz() {
     current=fuzz current_log=$out/fuzz.log
     local t0=$SECONDS
-    timeout 120 "$qemu" -M raspi4b -dtb "$pi_dtb" -nographic -no-reboot -semihosting \
+    timeout 300 "$qemu" -M raspi4b -dtb "$pi_dtb" -nographic -no-reboot -semihosting \
         -kernel "$out/kernel8.img" -initrd target/images/fuzz.img \
-        -append "loglvl=info granite_exit=semihosting granite_audit=1 dom0_max_vcpus=4 -- console=hvc0 seed=0x314 iters=3000" \
+        -append "loglvl=info granite_exit=semihosting granite_audit=1 dom0_max_vcpus=4 -- console=hvc0 seed=0x314 iters=25000 audit_every=2500" \
         </dev/null >"$current_log" 2>&1
     local st=$?
     if [ "$st" != 0 ]; then
-        fail "QEMU exit status $st, expected 0 (124: timed out after 120 s)"
+        fail "QEMU exit status $st, expected 0 (124: timed out after 300 s)"
     else
         echo "[$current] exit status 0 as expected ($((SECONDS - t0)) s)"
     fi

@@ -10,9 +10,11 @@
 #      real Xen 4.17 (Debian's package): both must pass every scenario
 #   5. cross-domain grants end to end (a 2-vCPU domU granting to dom0, revocation, a crash
 #      while dom0 maps its pages)
-#   6. the SMP fuzz guest on granite (4 vCPUs racing, the audit hypercall on; 3 fixed seeds and
-#      a fresh one), once more against a granter domU that rewrites and revokes its grants and
-#      crashes while dom0 maps them, and one seed on Xen 4.17 as the reference
+#   6. the SMP fuzz guest on granite (4 vCPUs racing on every guest-facing surface, the audit
+#      hypercall on): a fixed and a fresh seed with GICv3, a fixed one with GICv2, 300 000
+#      hypercalls each; 180 000 more against a granter domU that rewrites and revokes its
+#      grants and crashes while dom0 maps them (the total printed); one seed on Xen 4.17 as
+#      the reference
 #   7. the Raspberry Pi 4 in emulation (QEMU raspi4b): the smoke guest as identity-mapped dom0
 #      from kernel8.img and from the SD card image, and on Xen 4.17 on the same board
 #   8. the GIC and timer guest (2 vCPUs) on granite with GICv3 and GICv2, and on Xen 4.17
@@ -65,13 +67,17 @@ NO_BUILD=1 TIMEOUT=120 bash scripts/xen-conformance.sh
 step "cross-domain grants: a domU granting to dom0"
 NO_BUILD=1 bash scripts/xdom-test.sh
 
-step "fuzz guests on granite: -smp 4, granite_audit=1"
-HV=target/images/granite.bin HV_APPEND="granite_audit=1 dom0_max_vcpus=4" NO_BUILD=1 ITERS=5000 TIMEOUT=300 \
-    bash scripts/fuzz.sh
+step "fuzz guests on granite: -smp 4, granite_audit=1, 300 000 hypercalls per run (GICv3 twice, GICv2)"
+HV=target/images/granite.bin HV_APPEND="granite_audit=1 dom0_max_vcpus=4" NO_BUILD=1 ITERS=75000 AUDIT_EVERY=10000 \
+    MEM=1G TIMEOUT=600 FUZZ_TOTALS=target/logs/fuzz-totals-$$.txt bash scripts/fuzz.sh 0x1 fresh
+HV=target/images/granite.bin HV_APPEND="granite_audit=1 dom0_max_vcpus=4" NO_BUILD=1 ITERS=75000 AUDIT_EVERY=10000 \
+    MEM=1G GIC=2 TIMEOUT=600 FUZZ_TOTALS=target/logs/fuzz-totals-$$.txt bash scripts/fuzz.sh 0xdecafbad
 
-step "fuzz guest on granite against a granter domU that rewrites, revokes and crashes"
-HV=target/images/granite.bin HV_APPEND="granite_audit=1 dom0_max_vcpus=3" GRANTER=1 GRANTER_CRASH_MS=3000 \
-    NO_BUILD=1 ITERS=5000 TIMEOUT=300 bash scripts/fuzz.sh 0x5eed
+step "fuzz guest on granite against a granter domU that rewrites, revokes, gives back pages and crashes"
+HV=target/images/granite.bin HV_APPEND="granite_audit=1 dom0_max_vcpus=3" GRANTER=1 GRANTER_CRASH_MS=20000 \
+    NO_BUILD=1 ITERS=60000 AUDIT_EVERY=10000 MEM=1G TIMEOUT=600 FUZZ_TOTALS=target/logs/fuzz-totals-$$.txt \
+    bash scripts/fuzz.sh 0x5eed
+bash scripts/fuzz.sh --total target/logs/fuzz-totals-$$.txt
 
 step "fuzz guest on Xen 4.17 (reference, one seed)"
 NO_BUILD=1 ITERS=2000 TIMEOUT=300 bash scripts/fuzz.sh 0x2a
