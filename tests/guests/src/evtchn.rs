@@ -435,7 +435,12 @@ pub fn irq_handler(_frame: &mut ExceptionFrame, cnt: u64) {
     if intid == irq() {
         upcall();
     } else if intid == VTIMER_INTID {
-        timer::set_ctl(timer::ctl() | CTL_IMASK);
+        // Masked only if it fired: an interrupt of an earlier deadline taken after the timer
+        // was armed again must not mask the new one (the vCPU would sleep in WFI for good).
+        let ctl = timer::ctl();
+        if ctl & timer::CTL_ISTATUS != 0 {
+            timer::set_ctl(ctl | CTL_IMASK);
+        }
         c.timer_at.store(cnt, Ordering::Release);
         bump(&c.timer_irqs);
     } else {
