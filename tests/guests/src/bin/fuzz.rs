@@ -95,10 +95,11 @@
 //!   guest can know them (unknown vcpu_op sub-ops -EINVAL, vm_assist's one type, our
 //!   HVM_PARAM_CALLBACK_IRQ never changes, unknown hvm_op and every physdev_op -ENOSYS).
 //! - **PSCI**: VERSION (1.1), FEATURES, AFFINITY_INFO (levels 0-3, MPIDRs no vCPU has),
-//!   CPU_ON of ourselves (with any entry point), of MPIDRs no vCPU has, of the others at our
-//!   entry point (a vCPU that finished its share is started again for a short visit),
-//!   MIGRATE_INFO_TYPE, SMCCC queries, function ids nobody implements (never one that stops,
-//!   resets, suspends or starts a CPU). The answers are checked where Xen 4.17's are known.
+//!   CPU_ON of ourselves (with any entry point: bit 0 set is INVALID_ADDRESS), of MPIDRs no
+//!   vCPU has (Xen 4.17 ignores Aff2/Aff3), of the others at our entry point (a vCPU that
+//!   finished its share is started again for a short visit), MIGRATE_INFO_TYPE, SMCCC
+//!   queries, function ids nobody implements (never one that stops, resets, suspends or
+//!   starts a CPU). The expected answers are Xen 4.17's.
 //! - **The virtual GIC and the timers** (granite_guests::gicfuzz): random accesses to the
 //!   distributor and every redistributor (GICv3) or the distributor (GICv2), every width,
 //!   through the fault probes (a refused access must be a data abort at its address); the
@@ -3323,6 +3324,8 @@ impl Fuzz<'_> {
 
     fn op_psci(&mut self) {
         use xen_abi::psci::*;
+        /// PSCI's INVALID_ADDRESS.
+        const PSCI_INVALID_ADDRESS: i64 = -9;
         let cfg = self.cfg;
         let n = cfg.ncpus as u64;
         match self.weighted(&[8, 14, 20, 8, 8, 12, 10, 20]) {
@@ -3351,6 +3354,8 @@ impl Fuzz<'_> {
                 }
             }
             2 => {
+                // (Xen 4.17 answers every level up to 3: ON if a vCPU whose MPIDR matches the
+                // target above that level is on, else OFF; our vCPUs differ in Aff0 only.)
                 let (target, kind) = match self.weighted(&[30, 50, 20]) {
                     0 => (smp::mpidr(), 0),
                     1 => (cfg.mpidrs[self.below(n) as usize], 1),
@@ -3359,30 +3364,47 @@ impl Fuzz<'_> {
                 let level = if self.chance(80) { 0 } else { self.below(4) };
                 let fid = if self.chance(70) { PSCI_AFFINITY_INFO_64 } else { PSCI_AFFINITY_INFO_32 };
                 let rc = self.psci(fid, target, level, self.c.rng);
-                if level == 0 && kind != 2 && (fid == PSCI_AFFINITY_INFO_64 || target >> 32 == 0) {
-                    let ok = if kind == 0 { rc == 0 } else { (0..=2).contains(&rc) };
-                    self.check(ok, format_args!("AFFINITY_INFO({target:#x}, 0) = {rc}"));
+                if fid == PSCI_AFFINITY_INFO_64 || target >> 32 == 0 {
+                    let (ok, want) = match (kind, level) {
+                        (0, _) | (1, 1..) => (rc == 0, "ON (0)"),
+                        (1, _) => ((0..=2).contains(&rc), "ON, OFF or ON_PENDING"),
+                        (_, 0) => (rc == 1, "OFF (1): no vCPU has that affinity"),
+                        _ => (true, ""),
+                    };
+                    self.check(
+                        ok,
+                        format_args!("AFFINITY_INFO({target:#x}, level {level}) = {rc}, want {want} as Xen 4.17"),
+                    );
                 }
             }
             3 => {
-                // Ourselves: on already.
+                // Ourselves: on already, whatever the entry point, unless its bit 0 (Thumb) is
+                // set, which Xen 4.17 refuses first for a 64-bit guest.
                 let (entry, ctx) = (self.next(), self.next());
                 let rc = self.psci(PSCI_CPU_ON_64, smp::mpidr(), entry, ctx);
-                if entry & 1 == 0 {
-                    self.check(rc == PSCI_ALREADY_ON, format_args!("CPU_ON of ourselves = {rc}, want ALREADY_ON"));
-                }
+                let want = if entry & 1 != 0 { PSCI_INVALID_ADDRESS } else { PSCI_ALREADY_ON };
+                self.check(
+                    rc == want,
+                    format_args!("CPU_ON of ourselves at {entry:#x} = {rc}, want {want} as Xen 4.17"),
+                );
             }
             4 => {
-                // MPIDRs no vCPU has.
+                // MPIDRs no vCPU has: Aff0/Aff1 beyond ours are INVALID_PARAMETERS; Xen 4.17
+                // ignores Aff2 and Aff3 (so those name vCPU 0, which is on).
                 let target = self.pick(&[0xff, 0x100, 0xff_0000, 0xff_0000_0000]);
                 let (entry, ctx) = (self.next(), self.next());
                 let rc = self.psci(PSCI_CPU_ON_64, target, entry, ctx);
-                if target & 0xffff != 0 {
-                    self.check(
-                        rc == PSCI_INVALID_PARAMETERS,
-                        format_args!("CPU_ON({target:#x}) (no such vCPU) = {rc}, want INVALID_PARAMETERS"),
-                    );
-                }
+                let want = if target & 0xffff != 0 {
+                    PSCI_INVALID_PARAMETERS
+                } else if entry & 1 != 0 {
+                    PSCI_INVALID_ADDRESS
+                } else {
+                    PSCI_ALREADY_ON
+                };
+                self.check(
+                    rc == want,
+                    format_args!("CPU_ON({target:#x}) at {entry:#x} = {rc}, want {want} as Xen 4.17"),
+                );
             }
             5 => {
                 // Another vCPU, at our entry point: on already, or (if it finished its share)
