@@ -166,6 +166,18 @@ pub const fn mpidr_affinity(mpidr: u64) -> u64 {
     mpidr & MPIDR_AFFINITY_MASK
 }
 
+/// The affinity fields at and above `level` (0..=3): what PSCI's `AFFINITY_INFO` compares at
+/// that lowest affinity level. `None` beyond level 3.
+pub const fn affinity_group_mask(level: u64) -> Option<u64> {
+    match level {
+        0 => Some(MPIDR_AFFINITY_MASK),
+        1 => Some(MPIDR_AFFINITY_MASK & !0xff),
+        2 => Some(MPIDR_AFFINITY_MASK & !0xffff),
+        3 => Some(MPIDR_AFFINITY_MASK & !0xff_ffff),
+        _ => None,
+    }
+}
+
 /// Affinity level `level` (0..3) of `mpidr`.
 pub const fn mpidr_aff(mpidr: u64, level: u32) -> u64 {
     match level {
@@ -192,6 +204,11 @@ mod tests {
         assert_eq!(mpidr_affinity(m), 0x12_0034_5678);
         assert_eq!([0, 1, 2, 3].map(|l| mpidr_aff(m, l)), [0x78, 0x56, 0x34, 0x12]);
         assert_eq!(mpidr_to_aff32(m), 0x1234_5678);
+        assert_eq!(
+            [0, 1, 2, 3].map(|l| m & affinity_group_mask(l).unwrap()),
+            [0x12_0034_5678, 0x12_0034_5600, 0x12_0034_0000, 0x12_0000_0000]
+        );
+        assert_eq!(affinity_group_mask(4), None);
     }
 
     #[test]

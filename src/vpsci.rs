@@ -4,6 +4,7 @@
 //! arch layer must do next ([`PsciOutcome`]).
 
 use crate::domain::Domain;
+use crate::sysreg::affinity_group_mask;
 use crate::vcpu::Vcpu;
 use xen_abi::psci::*;
 
@@ -105,16 +106,36 @@ pub fn call(d: &Domain, v: &Vcpu, fid: u64, x1: u64, x2: u64, x3: u64) -> PsciOu
         }
         PsciCall::CpuOn { target, entry, context } => match d.vcpu_by_mpidr(target) {
             None => ret(PSCI_INVALID_PARAMETERS),
+            // Bit 0 asks for Thumb state, which a 64-bit guest cannot enter: refused before
+            // the target's state is looked at, as Xen 4.17 does.
+            Some(_) if entry & 1 != 0 => ret(PSCI_INVALID_ADDRESS),
             Some(t) => match t.power_on(entry, context, || d.is_shutting_down()) {
                 Ok(()) => PsciOutcome::Return { x0: PSCI_SUCCESS, started: Some(t.id) },
                 Err(r) => ret(r.code()),
             },
         },
-        PsciCall::AffinityInfo { target, level } => match d.vcpu_by_mpidr(target) {
-            Some(t) if level == 0 => ret(t.affinity_info()),
-            _ => ret(PSCI_INVALID_PARAMETERS),
-        },
+        PsciCall::AffinityInfo { target, level } => ret(affinity_info(d, target, level)),
     }
+}
+
+/// `AFFINITY_INFO(target, level)`: at level 0 the state of the vCPU `target` names; at levels
+/// 1 to 3 that of the group of vCPUs sharing `target`'s affinity fields above `level` (ON if one
+/// is on, else ON_PENDING if one is starting, else OFF). A target naming no vCPU, or a level
+/// beyond 3, is INVALID_PARAMETERS as PSCI says (Xen 4.17 answers OFF for the former).
+fn affinity_info(d: &Domain, target: u64, level: u64) -> i64 {
+    const ON: i64 = 0;
+    const OFF: i64 = 1;
+    const ON_PENDING: i64 = 2;
+    let Some(mask) = affinity_group_mask(level) else { return PSCI_INVALID_PARAMETERS };
+    let mut answer = None;
+    for v in d.vcpus.iter().filter(|v| v.mpidr & mask == target & mask) {
+        answer = match (answer, v.affinity_info()) {
+            (_, ON) => return ON,
+            (Some(ON_PENDING), _) | (_, ON_PENDING) => Some(ON_PENDING),
+            (_, state) => Some(state),
+        };
+    }
+    answer.map_or(PSCI_INVALID_PARAMETERS, |a| if a == ON_PENDING { ON_PENDING } else { OFF })
 }
 
 #[cfg(all(test, not(loom)))]

@@ -58,11 +58,30 @@ fn psci_cpu_on_off_and_affinity_info() {
     assert_eq!(on(1), ret(PSCI_ALREADY_ON));
     assert_eq!(on(2), ret(PSCI_INVALID_PARAMETERS), "no vCPU 2");
     assert_eq!(on(0x100), ret(PSCI_INVALID_PARAMETERS), "no vCPU in cluster 1");
-    assert_eq!(info(1, 1), ret(PSCI_INVALID_PARAMETERS), "only level 0");
+    // Levels 1 to 3 answer for the group above that level (Xen 4.17 too); a group no vCPU
+    // is in, and levels beyond 3, are invalid (Xen answers OFF for the former: see README).
+    assert_eq!(info(0x7f, 1), ret(0), "cluster 0: vCPU 1 is on");
+    assert_eq!(info(0x8000_00ff, 3), ret(0), "flags and lower levels ignored");
+    assert_eq!(info(0x100, 1), ret(PSCI_INVALID_PARAMETERS), "no vCPU in cluster 1");
+    assert_eq!(info(0xff, 0), ret(PSCI_INVALID_PARAMETERS), "no vCPU 0xff");
+    assert_eq!(info(0, 4), ret(PSCI_INVALID_PARAMETERS), "no level 4");
+    // Bit 0 of the entry point (Thumb) is refused for a 64-bit guest before anything else
+    // about the target is looked at, as Xen 4.17 does; an unknown target comes first.
+    let on_at = |target: u64, entry: u64| vpsci::call(&d, v0, PSCI_CPU_ON_64 as u64, target, entry, 0);
+    assert_eq!(on_at(1, 0x4008_0001), ret(PSCI_INVALID_ADDRESS), "running target, odd entry");
+    assert_eq!(on_at(0, 0x4008_0001), ret(PSCI_INVALID_ADDRESS), "ourselves, odd entry");
+    assert_eq!(on_at(2, 0x4008_0001), ret(PSCI_INVALID_PARAMETERS), "no vCPU 2, odd entry");
     // 32-bit calls take 32-bit arguments
     assert_eq!(vpsci::call(&d, v0, PSCI_AFFINITY_INFO_32 as u64, 0xffff_ffff_0000_0001, 0, 0), ret(0));
     assert_eq!(vpsci::call(&d, v1, PSCI_CPU_OFF as u64, 0, 0, 0), PsciOutcome::Off);
     assert_eq!(info(1, 0), ret(1));
+    assert_eq!(
+        (v0.state(), info(1, 1)),
+        (RunState::Off, ret(1)),
+        "the whole cluster is off (vCPU 0 never started here)"
+    );
+    assert_eq!(on_at(1, 0x4008_0001), ret(PSCI_INVALID_ADDRESS), "an off vCPU is not started at an odd address");
+    assert_eq!(v1.state(), RunState::Off);
     assert_eq!(vpsci::call(&d, v0, PSCI_SYSTEM_OFF as u64, 0, 0, 0), PsciOutcome::Shutdown(SHUTDOWN_POWEROFF));
     assert_eq!(vpsci::call(&d, v0, PSCI_SYSTEM_RESET as u64, 0, 0, 0), PsciOutcome::Shutdown(SHUTDOWN_REBOOT));
     assert_eq!(vpsci::call(&d, v0, PSCI_VERSION as u64, 0, 0, 0), ret(0x10001));

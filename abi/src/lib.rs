@@ -711,6 +711,7 @@ pub mod psci {
     pub const PSCI_ALREADY_ON: i64 = -4;
     pub const PSCI_ON_PENDING: i64 = -5;
     pub const PSCI_INTERNAL_FAILURE: i64 = -6;
+    pub const PSCI_INVALID_ADDRESS: i64 = -9;
     /// PSCI 1.1
     pub const PSCI_VERSION_1_1: u32 = 0x0001_0001;
     pub const SMCCC_VERSION_1_1: u32 = 0x0001_0001;
