@@ -487,15 +487,33 @@ impl Guest {
 
     /// [`Guest::with_vcpus`] with a virtual GIC of `version` at Xen's guest addresses.
     pub fn with_gic(hv: &Hypervisor, id: DomId, order: u32, vcpus: usize, version: crate::vgic::Version) -> Guest {
+        Guest::try_with_gic(hv, id, order, vcpus, version).expect("create the domain and its RAM")
+    }
+
+    /// [`Guest::with_gic`], or the error when the machine cannot give the domain its RAM (the
+    /// half-built domain is destroyed again), as a toolstack's domain creation fails.
+    pub fn try_with_gic(
+        hv: &Hypervisor,
+        id: DomId,
+        order: u32,
+        vcpus: usize,
+        version: crate::vgic::Version,
+    ) -> crate::types::Result<Guest> {
         let mut cfg = hv.domain_config(id);
         cfg.pcpus = (0..vcpus).collect();
         cfg.vgic = crate::vgic::guest::config(version, vcpus as u32);
-        let d = hv.create_domain(cfg).expect("create domain");
-        let ram = hv.mm.alloc_domheap(id, order).expect("guest RAM");
+        let d = hv.create_domain(cfg)?;
+        let ram = match hv.mm.alloc_domheap(id, order) {
+            Ok(ram) => ram,
+            Err(e) => {
+                hv.destroy_domain(&d);
+                return Err(e);
+            }
+        };
         d.p2m.write(&hv.mm).insert(Gfn(GUEST_RAM_GFN), 1 << order, ram, crate::p2m::P2mType::RamRw).expect("map RAM");
         let g = Guest { d, ram, pages: 1 << order };
         g.enable_event_ppi(hv);
-        g
+        Ok(g)
     }
 
     /// Hypercall `op` issued by vCPU `vcpu`, following continuations.

@@ -171,7 +171,13 @@ impl World {
                 };
                 let off = match b.u8() % 4 {
                     0 => b.u16() as u64,
-                    1 => [0x0, 0x4, 0x8, 0xc, 0x80, 0x100, 0x180, 0x200, 0x280, 0x300, 0x380, 0x400, 0x800, 0xc00, 0xe00, 0xf00, 0xf10, 0xf20, 0x6100, 0xffe8][b.u8() as usize % 20] + 4 * (b.u8() as u64 % 8),
+                    1 => {
+                        [
+                            0x0, 0x4, 0x8, 0xc, 0x80, 0x100, 0x180, 0x200, 0x280, 0x300, 0x380, 0x400, 0x800, 0xc00,
+                            0xe00, 0xf00, 0xf10, 0xf20, 0x6100, 0xffe8,
+                        ][b.u8() as usize % 20]
+                            + 4 * (b.u8() as u64 % 8)
+                    }
                     _ => b.u16() as u64 & 0xfffc,
                 };
                 let size = [1u8, 2, 4, 8][b.u8() as usize % 4];
@@ -266,8 +272,11 @@ impl World {
                 self.call(who, grant_op(), [cmd, Self::ptr(b), count, 0, 0]);
             }
             4 => {
-                let host =
-                    if b.u8().is_multiple_of(2) { (GUEST_GNTTAB_GFN + 32 + b.u8() as u64 % 8) << 12 } else { b.gfn() << 12 };
+                let host = if b.u8().is_multiple_of(2) {
+                    (GUEST_GNTTAB_GFN + 32 + b.u8() as u64 % 8) << 12
+                } else {
+                    b.gfn() << 12
+                };
                 self.put(
                     who,
                     &GnttabMapGrantRef {
@@ -281,8 +290,11 @@ impl World {
                 self.call(who, grant_op(), [GNTTABOP_MAP_GRANT_REF, Self::ptr(b), 1 + (b.u8() % 2) as u64, 0, 0]);
             }
             5 => {
-                let host =
-                    if b.u8().is_multiple_of(2) { (GUEST_GNTTAB_GFN + 32 + b.u8() as u64 % 8) << 12 } else { b.gfn() << 12 };
+                let host = if b.u8().is_multiple_of(2) {
+                    (GUEST_GNTTAB_GFN + 32 + b.u8() as u64 % 8) << 12
+                } else {
+                    b.gfn() << 12
+                };
                 self.put(
                     who,
                     &GnttabUnmapGrantRef {
@@ -311,8 +323,11 @@ impl World {
                 // The guest writes one of its own grant entries, granting a RAM page (or junk).
                 let g = self.guests[who].as_ref().unwrap();
                 let gref = b.u8() as u32 % 16;
-                let frame =
-                    if b.u8().is_multiple_of(4) { b.u64() as u32 } else { (GUEST_RAM_GFN + 4 + b.u8() as u64 % 12) as u32 };
+                let frame = if b.u8().is_multiple_of(4) {
+                    b.u64() as u32
+                } else {
+                    (GUEST_RAM_GFN + 4 + b.u8() as u64 % 12) as u32
+                };
                 g.write_grant(self.hv(), gref, b.u16() % 0x40, b.u16() % 4, frame);
             }
             8 if who != 0 => {
@@ -322,7 +337,9 @@ impl World {
                 drop(g);
                 if self.hv().domain_any_state(who as u16).is_none() && b.u8().is_multiple_of(2) {
                     let v = if who == 2 { granite::vgic::Version::V2 } else { granite::vgic::Version::V3 };
-                    self.guests[who] = Some(Guest::with_gic(self.hv(), who as u16, 4, 2, v));
+                    // (Another domain may have taken the machine's memory: then, as a
+                    // toolstack's creation would, this fails and the slot stays empty.)
+                    self.guests[who] = Guest::try_with_gic(self.hv(), who as u16, 4, 2, v).ok();
                 }
             }
             9 => {
@@ -426,7 +443,8 @@ impl World {
                 let fid = match b.u8() % 4 {
                     0 => b.u64(),
                     1 => 0x8400_0000 + b.u8() as u64 % 0x20,
-                    _ => [0x8400_0000, 0x8400_0002, 0xc400_0003, 0xc400_0004, 0x8400_000a, 0x8000_0000, 0x8000_0001][b.u8() as usize % 7],
+                    _ => [0x8400_0000, 0x8400_0002, 0xc400_0003, 0xc400_0004, 0x8400_000a, 0x8000_0000, 0x8000_0001]
+                        [b.u8() as usize % 7],
                 };
                 let _ = granite::vpsci::call(&g.d, v, fid, b.num(4), b.u64(), b.u64());
             }
@@ -448,7 +466,8 @@ impl World {
             }
             17 => match b.u8() % 4 {
                 0 | 1 => {
-                    let index = if b.u8().is_multiple_of(2) { [0, 1, 2, 17, 18][b.u8() as usize % 5] } else { b.u8() as u32 };
+                    let index =
+                        if b.u8().is_multiple_of(2) { [0, 1, 2, 17, 18][b.u8() as usize % 5] } else { b.u8() as u32 };
                     self.put(who, &XenHvmParam { domid: b.domid(), _pad: 0, index, value: b.u64() });
                     self.call(who, xen_abi::hypercall::HVM_OP, [b.num(3), Self::ptr(b), 0, 0, 0]);
                 }
@@ -460,7 +479,11 @@ impl World {
                         granite::input::receive(self.hv(), c);
                     }
                     let count = b.num(300);
-                    self.call(who, xen_abi::hypercall::CONSOLE_IO, [xen_abi::console::CONSOLEIO_READ, count, Self::ptr(b), 0, 0]);
+                    self.call(
+                        who,
+                        xen_abi::hypercall::CONSOLE_IO,
+                        [xen_abi::console::CONSOLEIO_READ, count, Self::ptr(b), 0, 0],
+                    );
                 }
             },
             _ => {

@@ -276,20 +276,24 @@ pub fn set_lower_el_handler(h: LowerElHandler) {
 
 #[unsafe(no_mangle)]
 extern "C" fn granite_lower_el_trap(frame: &mut TrapFrame, vector: u64) {
+    // (Every trap of every guest comes through here: the panics are out of line so the
+    // common path needs no stack frame and tail-calls the handler.)
     if vector >> 2 == GROUP_LOWER_A32 {
-        panic!(
-            "{:?} trap from an AArch32 lower EL: AArch32 guests are not supported\n{}",
-            kind_of(vector),
-            Dump(frame)
-        );
+        lower_el_panic(frame, vector, "trap from an AArch32 lower EL: AArch32 guests are not supported");
     }
     let h = LOWER_EL_HANDLER.load(Ordering::Acquire);
     if h.is_null() {
-        panic!("{:?} trap from a lower EL before any handler was installed\n{}", kind_of(vector), Dump(frame));
+        lower_el_panic(frame, vector, "trap from a lower EL before any handler was installed");
     }
     // SAFETY: the only values stored are `LowerElHandler`s (`set_lower_el_handler`).
     let h: LowerElHandler = unsafe { core::mem::transmute::<*mut (), LowerElHandler>(h) };
     h(kind_of(vector), frame)
+}
+
+#[cold]
+#[inline(never)]
+fn lower_el_panic(frame: &TrapFrame, vector: u64, what: &str) -> ! {
+    panic!("{:?} {what}\n{}", kind_of(vector), Dump(frame))
 }
 
 #[unsafe(no_mangle)]
