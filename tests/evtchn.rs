@@ -527,6 +527,34 @@ fn runstate_area_follows_the_vcpu_with_the_update_flag_protocol() {
     clean(&m);
 }
 
+/// A runstate area registered at the very top of the address space (Xen checks no address)
+/// is written as Xen's pointer arithmetic would, wrapping, so the update-flag byte lands at a
+/// low address; the area itself cannot be written. Found by the host fuzzer: the flag byte's
+/// address overflowed, a guest-triggered panic in debug builds.
+#[test]
+fn runstate_area_at_the_top_of_the_address_space() {
+    let m = machine();
+    let hv = &m.hv;
+    let g = Guest::with_vcpus(hv, 1, 4, 1);
+    let (d, v) = (&g.d, &g.d.vcpus[0]);
+    assert_eq!(g.vm_assist(hv, VMASST_CMD_ENABLE, VMASST_TYPE_RUNSTATE_UPDATE_FLAG), 0);
+    for area in [u64::MAX - 7, u64::MAX - 20, u64::MAX] {
+        assert_eq!(g.register_runstate(hv, 0, 0, area), 0, "Xen checks no address");
+        let ram = || {
+            let mut b = vec![0u8; (g.pages * 4096) as usize];
+            hv.mm.phys.read(g.ram.addr(), &mut b);
+            b
+        };
+        let before = ram();
+        m.hw.now.fetch_add(62_500, SeqCst);
+        granite::hypercall::vcpu::set_runstate(hv, d, v, RUNSTATE_RUNNING, &IdentityVa);
+        granite::hypercall::vcpu::set_runstate(hv, d, v, RUNSTATE_BLOCKED, &IdentityVa);
+        assert_eq!(v.runstate.lock().state, RUNSTATE_BLOCKED, "the accounting goes on");
+        assert!(ram() == before, "nothing written: no RAM at the wrapped or the top addresses");
+    }
+    clean(&m);
+}
+
 #[test]
 fn vm_assist_knows_only_the_runstate_update_flag() {
     let m = machine();

@@ -95,8 +95,9 @@ fn update_runstate_area(mem: &GuestMem, d: &Domain, rs: &Runstate) {
         return;
     }
     let mut info = guest_runstate(rs);
-    // The last byte of `state_entry_time` (little endian: bits 63..56).
-    let flag_byte = rs.area + core::mem::offset_of!(VcpuRunstateInfo, state_entry_time) as u64 + 7;
+    // The last byte of `state_entry_time` (little endian: bits 63..56). The guest chose the
+    // address: near the top of the address space it wraps, as Xen's pointer arithmetic does.
+    let flag_byte = rs.area.wrapping_add(core::mem::offset_of!(VcpuRunstateInfo, state_entry_time) as u64 + 7);
     let flagged = d.vm_assist(VMASST_TYPE_RUNSTATE_UPDATE_FLAG);
     if flagged {
         info.state_entry_time |= XEN_RUNSTATE_UPDATE;
